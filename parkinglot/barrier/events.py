@@ -1,0 +1,320 @@
+"""Lane events: store the read and its evidence, decide, act, and record the decision.
+
+This is the service behind ``POST /api/v1/lanes/<lane>/events``. It runs inside
+the caller's transaction and only flushes; the caller commits and only then
+replies, so a lane is never told ``open`` without a stored record behind it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Optional
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .. import plates
+from ..billing import fees
+from ..records import alerts, audit, evidence, lookup, matching, permits, reads, stays, vehicles
+from ..records.evidence import EvidenceStore
+from ..records.models import Alert, BarrierCommand, Decision as DecisionRow, Lane, ParkingSession, PlateRead, Site, Zone
+from ..records.sites import currency_exponent
+from ..records.types import utcnow
+from . import decide
+
+log = logging.getLogger("parkinglot.lane")
+
+REENTRY_LOOKBACK = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What was read at the lane, by our pipeline or by the camera itself."""
+
+    plate: str
+    raw_text: str = ""
+    confidence: float = 0.0
+    alternatives: tuple[tuple[str, float], ...] = ()
+    box: Optional[list[Any]] = None
+    timings: dict[str, float] = field(default_factory=dict)
+    no_plate_reason: Optional[str] = None
+    source: str = "pipeline"
+    region: str = "us"
+    best_frame: int = 0
+
+
+@dataclass(frozen=True)
+class Frame:
+    data: bytes
+    content_type: str
+    width: Optional[int] = None
+    height: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class LaneEvent:
+    lane_id: int
+    captured_at: datetime
+    received_at: datetime
+    reading: Reading
+    device_id: Optional[int] = None
+    event_id: Optional[str] = None
+    frames: tuple[Frame, ...] = ()
+    ticket: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    decision: str
+    reason: str
+    plate: str
+    confidence: float
+    session_id: Optional[int]
+    fee_due: Optional[str]
+    currency: str
+    message_for_display: str
+    event_id: Optional[str] = None
+    read_id: Optional[int] = None
+    decision_id: Optional[int] = None
+    ticket: Optional[str] = None
+    candidates: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["candidates"] = list(self.candidates)
+        return data
+
+
+@dataclass(frozen=True)
+class Outcome:
+    reply: Reply
+    barrier_command_id: Optional[int] = None
+    replayed: bool = False
+
+
+def money(amount_minor: Optional[int], currency: str) -> Optional[str]:
+    if amount_minor is None:
+        return None
+    exp = currency_exponent(currency)
+    return str((Decimal(amount_minor) / (Decimal(10) ** exp)).quantize(Decimal(1).scaleb(-exp)))
+
+
+def replay(session: Session, lane_id: int, event_id: str) -> Optional[Outcome]:
+    """The stored reply for a retried event id, if the event was recorded."""
+    read = reads.find_by_event(session, lane_id, event_id)
+    if read is None:
+        return None
+    row = session.scalar(select(DecisionRow).where(DecisionRow.read_id == read.id))
+    if row is None:  # pragma: no cover - read and decision are committed together
+        return None
+    stored = {**row.response, "decision_id": row.id, "candidates": tuple(row.response.get("candidates", ()))}
+    return Outcome(Reply(**stored), replayed=True)
+
+
+def _site_rules(site: Site) -> decide.SiteRules:
+    return decide.SiteRules(anti_passback=site.anti_passback, min_confidence=site.min_confidence,
+                            emergency=site.emergency_mode, issues_tickets=site.issues_tickets)
+
+
+def _site_full(session: Session, site: Site, lane: Lane) -> bool:
+    def open_count(*conds) -> int:
+        return session.scalar(select(func.count()).select_from(ParkingSession)
+                              .where(ParkingSession.site_id == site.id, ParkingSession.status == "open", *conds)) or 0
+
+    if site.capacity is not None and open_count() >= site.capacity:
+        return True
+    if lane.zone_id is not None:
+        zone = session.get(Zone, lane.zone_id)
+        if zone is not None and zone.capacity is not None and open_count(ParkingSession.zone_id == zone.id) >= zone.capacity:
+            return True
+    return False
+
+
+def _raise_once(session: Session, *, site_id: int, lane_id: int, kind: str, plate: str, read_id: int,
+                session_id: Optional[int], message: str, window_s: int) -> None:
+    """One alert per vehicle, lane and kind within the duplicate window (repeated reads of one car)."""
+    recent = session.scalar(
+        select(Alert.id).where(Alert.site_id == site_id, Alert.lane_id == lane_id, Alert.kind == kind,
+                               Alert.plate == plate, Alert.status == "open",
+                               Alert.created_at >= utcnow() - timedelta(seconds=max(window_s, 1))).limit(1)
+    )
+    if recent is None:
+        alerts.raise_alert(session, site_id=site_id, kind=kind, plate=plate, lane_id=lane_id, read_id=read_id,
+                           session_id=session_id, message=message)
+
+
+ALERT_MESSAGES = {
+    "hotlist": "Hotlisted vehicle {plate} at {lane}",
+    "no_entry": "Exit attempt by {plate} at {lane} with no matching entry",
+    "ticket_mismatch": "Ticket presented at {lane} belongs to another vehicle than {plate}",
+    "locked_vehicle": "Locked vehicle {plate} tried to leave at {lane}",
+}
+
+
+def process(session: Session, store: EvidenceStore, ev: LaneEvent, *, check_replay: bool = True) -> Outcome:
+    """Record one lane event and decide. Flushes only; the caller commits, then replies.
+
+    No savepoints on this hot path: if a concurrent request wins a race (the same
+    event id, or the same plate admitted at another lane in the same instant) the
+    database raises IntegrityError. Roll back and call again: the second run replays
+    the stored reply or decides with the new facts (``process_with_retry``).
+    """
+    if ev.event_id and check_replay:
+        previous = replay(session, ev.lane_id, ev.event_id)
+        if previous is not None:
+            return previous
+    lane = session.get(Lane, ev.lane_id)
+    site = session.get(Site, lane.site_id)
+    r = ev.reading
+    frames = [evidence.save_image(session, store, f.data, content_type=f.content_type, width=f.width, height=f.height)
+              for f in ev.frames]
+    read_input = reads.ReadInput(
+        lane=lane, captured_at=ev.captured_at, received_at=ev.received_at, plate=r.plate, raw_text=r.raw_text,
+        confidence=r.confidence, candidates=[{"text": t, "confidence": round(c, 4)} for t, c in r.alternatives],
+        box=r.box, region=r.region, source=r.source, event_id=ev.event_id, device_id=ev.device_id, ticket=ev.ticket,
+        no_plate_reason=r.no_plate_reason, timings=r.timings, frames=frames,
+        best_frame=min(r.best_frame, max(len(frames) - 1, 0)),
+    )
+    at = ev.captured_at
+
+    original = reads.find_recent_duplicate(session, lane, r.plate, ev.received_at, site.duplicate_window_s)
+    if original is not None:
+        orig_decision = session.scalar(select(DecisionRow).where(DecisionRow.read_id == original.id))
+        if orig_decision is not None and orig_decision.outcome == "open":
+            read = reads.store_read(session, read_input, duplicate_of=original, savepoint=False)
+            return _record(session, site, lane, read, ev, decide.Decision("open", orig_decision.reason,
+                           orig_decision.message), session_id=orig_decision.session_id,
+                           fee_due_minor=orig_decision.fee_due_minor, actor="duplicate",
+                           ticket=orig_decision.response.get("ticket"))
+
+    read = reads.store_read(session, read_input, savepoint=False)
+    rules = _site_rules(site)
+    if lane.direction == "entry":
+        return _entry(session, site, lane, read, ev, rules, at)
+    return _exit(session, site, lane, read, ev, rules, at)
+
+
+def _entry(session: Session, site: Site, lane: Lane, read: PlateRead, ev: LaneEvent, rules: decide.SiteRules,
+           at: datetime) -> Outcome:
+    plate = read.plate
+    inside = lookup.open_stay_for(session, site.id, plate) if plate else None
+    cred = permits.credential_for(session, site, plate, at) if plate else None
+    facts = decide.EntryFacts(
+        plate=plate, confidence=read.confidence,
+        hotlisted=vehicles.hotlist_hit(session, site.id, plate) is not None,
+        already_inside=inside is not None,
+        credential=decide.Credential(cred.kind, cred.id, cred.status) if cred else None,
+        site_full=_site_full(session, site, lane) if plate else False,
+    )
+    d = decide.decide_entry(facts, rules)
+    stay: Optional[ParkingSession] = None
+    ticket: Optional[str] = None
+    if d.supersede_stay and inside is not None:
+        stays.close_stay(session, inside, exited_at=at, reason="superseded_by_reentry", status="void")
+    if d.open_stay:
+        ticket = stays.new_ticket() if d.issue_ticket else None
+        tariff = fees.current_tariff(session, site, at)
+        previous = None
+        if tariff is not None and tariff.rules.get("reentry_min"):  # only tariffs with a re-entry rule care
+            previous = session.scalar(
+                select(ParkingSession).where(ParkingSession.site_id == site.id, ParkingSession.plate == plate,
+                                             ParkingSession.status == "closed",
+                                             ParkingSession.exited_at >= at - REENTRY_LOOKBACK,
+                                             ParkingSession.exited_at <= at)
+                .order_by(ParkingSession.exited_at.desc()).limit(1)
+            )
+        stay = stays.open_stay(
+            session, site_id=site.id, plate=plate, entered_at=at, entry_lane_id=lane.id, entry_read_id=read.id,
+            zone_id=lane.zone_id, ticket=ticket, tariff_version_id=tariff.id if tariff else None,
+            permit_id=cred.id if cred and cred.kind == "permit" and cred.status == "valid" else None,
+            visitor_pass_id=cred.id if cred and cred.kind == "visitor_pass" and cred.status == "valid" else None,
+            reentry_of_id=previous.id if previous else None, savepoint=False,
+        )
+    return _record(session, site, lane, read, ev, d, session_id=stay.id if stay else (inside.id if inside else None),
+                   ticket=ticket)
+
+
+def _exit(session: Session, site: Site, lane: Lane, read: PlateRead, ev: LaneEvent, rules: decide.SiteRules,
+          at: datetime) -> Outcome:
+    alternatives = [c["text"] for c in read.candidates if c.get("text")]
+    m = matching.match_exit(session, site.id, read.plate, ticket=ev.ticket, alternatives=alternatives)
+    fee_due = 0
+    status: Optional[fees.FeeStatus] = None
+    if m.paired and m.session is not None:
+        status = fees.fee_status(session, site, m.session, at)
+        fee_due = status.due_minor
+    facts = decide.ExitFacts(plate=read.plate, confidence=read.confidence, match=m.outcome, match_reason=m.reason,
+                             alert_kind=m.alert_kind, ticket_matched=m.reason == "ticket_and_plate",
+                             fee_due_minor=fee_due)
+    d = decide.decide_exit(facts, rules)
+    if d.close_stay and m.session is not None:
+        try:
+            stays.close_stay(session, m.session, exited_at=at, exit_lane_id=lane.id, exit_read_id=read.id,
+                             fee_minor=status.total_minor if status else None,
+                             reason="emergency_exit" if d.reason == "emergency_mode" else "exit")
+        except stays.AlreadyClosed:  # a racing exit read closed it first: this car is not released twice
+            d = decide.Decision("attendant", "already_closed", "Please wait: an attendant will assist")
+    return _record(session, site, lane, read, ev, d, session_id=m.session.id if m.session else None,
+                   fee_due_minor=fee_due if d.reason == "payment_required" else None,
+                   candidates=tuple(c.plate for c in m.candidates))
+
+
+def _record(session: Session, site: Site, lane: Lane, read: PlateRead, ev: LaneEvent, d: decide.Decision, *,
+            session_id: Optional[int], fee_due_minor: Optional[int] = None, actor: str = "rule",
+            ticket: Optional[str] = None, candidates: tuple[str, ...] = ()) -> Outcome:
+    if d.alert_kind:
+        template = ALERT_MESSAGES.get(d.alert_kind, "{kind} at {lane}")
+        _raise_once(session, site_id=site.id, lane_id=lane.id, kind=d.alert_kind, plate=read.plate, read_id=read.id,
+                    session_id=session_id, message=template.format(plate=read.plate or "unknown vehicle",
+                                                                   lane=lane.name, kind=d.alert_kind),
+                    window_s=site.duplicate_window_s)
+    if site.emergency_mode and actor == "rule":
+        actor = "emergency"
+    reply = Reply(decision=d.outcome, reason=d.reason, plate=read.plate, confidence=round(read.confidence, 4),
+                  session_id=session_id, fee_due=money(fee_due_minor, site.currency), currency=site.currency,
+                  message_for_display=d.message, event_id=ev.event_id, read_id=read.id, ticket=ticket,
+                  candidates=candidates)
+    row = DecisionRow(read_id=read.id, site_id=site.id, lane_id=lane.id, outcome=d.outcome, reason=d.reason,
+                      message=d.message, session_id=session_id, fee_due_minor=fee_due_minor, actor=actor,
+                      response=reply.to_json())
+    session.add(row)
+    session.flush()
+    reply = Reply(**{**reply.__dict__, "decision_id": row.id})
+    command_id = None
+    if d.opens and site.barrier_mode in ("push", "both"):
+        cmd = BarrierCommand(lane_id=lane.id, decision_id=row.id, command="open", status="pending")
+        session.add(cmd)
+        session.flush()
+        command_id = cmd.id
+    audit.append(session, "lane.decision", "decision", row.id,
+                 {"lane": lane.code, "event_id": ev.event_id, "read_id": read.id, "plate": read.plate,
+                  "outcome": d.outcome, "reason": d.reason, "session_id": session_id, "actor": actor,
+                  "fee_due_minor": fee_due_minor},
+                 actor=audit.Actor.device(ev.device_id) if ev.device_id else audit.SYSTEM, site_id=site.id)
+    log.info("lane decision", extra={"lane": lane.code, "event_id": ev.event_id, "plate_read": bool(read.plate),
+                                     "confidence": round(read.confidence, 3), "decision": d.outcome,
+                                     "reason": d.reason, "session_id": session_id, "actor": actor,
+                                     "lpr_ms": read.timings.get("total_ms")})
+    return Outcome(reply, command_id)
+
+
+def process_with_retry(session: Session, store: EvidenceStore, ev: LaneEvent, *, check_replay: bool = True
+                       ) -> Outcome:
+    """``process`` and commit; on a lost race, roll back and run once more (see ``process``)."""
+    try:
+        outcome = process(session, store, ev, check_replay=check_replay)
+        session.commit()
+        return outcome
+    except IntegrityError:
+        session.rollback()
+    outcome = process(session, store, ev, check_replay=True)
+    session.commit()
+    return outcome
+
+
+def normalise_plate_input(text: str) -> str:
+    """Validate a camera-supplied plate string (raises plates.PlateError)."""
+    return plates.validate(text)

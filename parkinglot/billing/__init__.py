@@ -1,0 +1,1 @@
+"""Billing: the pure tariff engine, payments and refunds, and revenue reports."""

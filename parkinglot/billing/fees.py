@@ -1,0 +1,102 @@
+"""What a stay owes: the site's tariff version applied to the stay's facts.
+
+The stay keeps the tariff version it started under, so this function re-prices
+a stay exactly, for the exit lane, the pay station, the console and disputes.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Optional
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..records.models import ParkingSession, Payment, Permit, Site, SiteHoliday, TariffVersion
+from .tariff import Paid, PermitCover, Quote, Tariff, quote
+
+_cache: dict[str, Tariff] = {}
+_cache_lock = threading.Lock()
+_CACHE_MAX = 256
+
+
+def tariff_of(version: TariffVersion) -> Tariff:
+    """The engine object for a stored version, cached by the rules' content (not the row id,
+    which another database may reuse for different rules)."""
+    key = json.dumps(version.rules, sort_keys=True)
+    with _cache_lock:
+        tariff = _cache.get(key)
+        if tariff is None:
+            if len(_cache) >= _CACHE_MAX:
+                _cache.clear()
+            tariff = _cache[key] = Tariff.from_dict(version.rules)
+        return tariff
+
+
+def current_tariff(session: Session, site: Site, at: datetime) -> Optional[TariffVersion]:
+    """The newest version of the site's default tariff in force at ``at``."""
+    if not site.default_tariff_code:
+        return None
+    return session.scalar(
+        select(TariffVersion)
+        .where(TariffVersion.site_id == site.id, TariffVersion.code == site.default_tariff_code,
+               TariffVersion.effective_from <= at)
+        .order_by(TariffVersion.version.desc())
+        .limit(1)
+    )
+
+
+def holidays(session: Session, site_id: int) -> frozenset[date]:
+    return frozenset(session.scalars(select(SiteHoliday.day).where(SiteHoliday.site_id == site_id)))
+
+
+@dataclass(frozen=True)
+class Payments:
+    paid_minor: int  # payments minus refunds plus adjustments
+    paid_until: Optional[datetime]  # from the last payment that settled a quote in full
+
+
+def payments_of(session: Session, stay_id: int) -> Payments:
+    last_until = (select(Payment.paid_until).where(Payment.session_id == stay_id, Payment.kind == "payment")
+                  .order_by(Payment.id.desc()).limit(1).scalar_subquery())
+    total, until = session.execute(
+        select(func.coalesce(func.sum(Payment.amount_minor), 0), last_until).where(Payment.session_id == stay_id)
+    ).one()
+    return Payments(int(total or 0), until)
+
+
+@dataclass(frozen=True)
+class FeeStatus:
+    total_minor: int
+    paid_minor: int
+    due_minor: int
+    paid_until: Optional[datetime]
+    quote: Optional[Quote]
+    currency: str
+
+
+def permit_cover(permit: Optional[Permit]) -> Optional[PermitCover]:
+    if permit is None:
+        return None
+    return PermitCover.from_record(permit.valid_from, permit.valid_to, permit.hours, rate=permit.rate,
+                                   label=f"Permit {permit.number}")
+
+
+def fee_status(session: Session, site: Site, stay: ParkingSession, at: datetime, *,
+               entered_at: Optional[datetime] = None, lost_ticket: bool = False) -> FeeStatus:
+    """Price ``stay`` as if it ended at ``at`` (``entered_at`` overrides, for dispute re-pricing)."""
+    paid = payments_of(session, stay.id)
+    version = session.get(TariffVersion, stay.tariff_version_id) if stay.tariff_version_id else None
+    if version is None:  # a site without a tariff parks free
+        return FeeStatus(0, paid.paid_minor, 0, None, None, site.currency)
+    previous_exit = None
+    if stay.reentry_of_id:
+        previous_exit = session.scalar(select(ParkingSession.exited_at).where(ParkingSession.id == stay.reentry_of_id))
+    permit = session.get(Permit, stay.permit_id) if stay.permit_id else None
+    q = quote(entered_at or stay.entered_at, max(at, entered_at or stay.entered_at), tariff_of(version),
+              site.timezone, paid=Paid(max(paid.paid_minor, 0), paid.paid_until), permit=permit_cover(permit),
+              holidays=holidays(session, site.id), lost_ticket=lost_ticket, entry_proven=stay.entry_read_id is not None,
+              previous_exit=previous_exit)
+    return FeeStatus(q.amount_minor, paid.paid_minor, q.due_minor, q.paid_until, q, q.currency)

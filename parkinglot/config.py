@@ -1,0 +1,118 @@
+"""Settings: defaults, then the instance file or the environment, then test overrides.
+
+One place decides where the database and the evidence live, so the CLI, gunicorn
+and the tests can never disagree about it.
+"""
+from __future__ import annotations
+
+import os
+import runpy
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+ENV_PREFIX = "PARKINGLOT_"
+
+DEFAULTS: dict[str, Any] = {
+    # Database: empty means sqlite:///<instance>/parkinglot.db
+    "DATABASE_URL": "",
+    "EVIDENCE_DIR": "",  # empty means <instance>/evidence
+    "SECRET_KEY": "",  # empty means a key generated once into <instance>/secret_key
+    "LPR_REGION": "us",
+    "LPR_READER": "auto",  # auto (tuned model if present, else stock) | stock | tuned
+    "LPR_MAX_FRAMES": 5,
+    "LPR_MAX_PIXELS": 40_000_000,
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    "CAPTURE_SKEW_FUTURE_S": 300,  # capture times further ahead than this are refused
+    "CAPTURE_SKEW_PAST_S": 7 * 24 * 3600,
+    "REPORT_MAX_DAYS": 400,
+    "WEBHOOK_URL": "",
+    "WEBHOOK_TIMEOUT_S": 2.0,
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_LOCKOUT_S": 300,
+    "API_KEY_MAX_FAILURES": 20,
+    "API_KEY_LOCKOUT_S": 60,
+    "SESSION_COOKIE_SECURE": False,  # set True behind TLS; the demo serves plain HTTP on loopback
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+    "WARM_RECOGNIZER": True,
+    "RETENTION_DAYS": 90,
+    "AUDIT_PLATE_KEY": "",  # empty means a key generated once into <instance>/audit_plate_key
+}
+
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+
+
+def _coerce(value: str, like: Any) -> Any:
+    if isinstance(like, bool):
+        return value.strip().lower() in _BOOL_TRUE
+    if isinstance(like, int):
+        return int(value)
+    if isinstance(like, float):
+        return float(value)
+    return value
+
+
+def default_instance_path() -> Path:
+    """The instance folder: $PARKINGLOT_INSTANCE_PATH, else ./instance next to the checkout."""
+    env = os.environ.get(ENV_PREFIX + "INSTANCE_PATH")
+    if env:
+        return Path(env).resolve()
+    return (Path(__file__).resolve().parent.parent / "instance").resolve()
+
+
+def load_settings(
+    instance_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Merge defaults, ``<instance>/config.py``, ``PARKINGLOT_*`` variables and overrides."""
+    environ = os.environ if environ is None else environ
+    instance = Path(instance_path) if instance_path else default_instance_path()
+    settings: dict[str, Any] = dict(DEFAULTS)
+    cfg_file = instance / "config.py"
+    if cfg_file.is_file():
+        values = runpy.run_path(str(cfg_file))
+        settings.update({k: v for k, v in values.items() if k.isupper()})
+    for key, raw in environ.items():
+        if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "INSTANCE_PATH":
+            name = key[len(ENV_PREFIX):]
+            settings[name] = _coerce(raw, DEFAULTS.get(name, ""))
+    if overrides:
+        settings.update(overrides)
+    settings["INSTANCE_PATH"] = str(instance)
+    if not settings["DATABASE_URL"]:
+        settings["DATABASE_URL"] = f"sqlite:///{instance / 'parkinglot.db'}"
+    if not settings["EVIDENCE_DIR"]:
+        settings["EVIDENCE_DIR"] = str(instance / "evidence")
+    return settings
+
+
+def ensure_instance_secret(settings: dict[str, Any], name: str, filename: str) -> str:
+    """The configured secret ``name``, else a random one created once in ``<instance>/<filename>``."""
+    if settings.get(name):
+        return str(settings[name])
+    instance = Path(settings["INSTANCE_PATH"])
+    instance.mkdir(parents=True, exist_ok=True)
+    key_file = instance / filename
+    if not key_file.exists():
+        import secrets
+
+        fd, tmp = tempfile.mkstemp(dir=instance, prefix=f".{filename}-")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, key_file)  # never replace a key another process created first
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    settings[name] = key_file.read_text().strip()
+    return settings[name]
+
+
+def ensure_secret_key(settings: dict[str, Any]) -> str:
+    """Flask's session signing key."""
+    return ensure_instance_secret(settings, "SECRET_KEY", "secret_key")

@@ -1,0 +1,44 @@
+"""What a command-line run or a web worker needs: settings, engine, sessions, evidence store.
+
+Built explicitly (never at import), once per process or per app.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .config import ensure_instance_secret, load_settings
+from .db import make_engine, make_session_factory, read_only_engine
+from .records import audit
+from .records.evidence import EvidenceStore
+
+
+@dataclass
+class Context:
+    settings: dict[str, Any]
+    engine: Engine
+    sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]
+    evidence: EvidenceStore
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_context(
+    overrides: Optional[Mapping[str, Any]] = None, instance_path: Optional[Path] = None
+) -> Context:
+    settings = load_settings(instance_path, overrides)
+    audit.configure_plate_key(ensure_instance_secret(settings, "AUDIT_PLATE_KEY", "audit_plate_key").encode())
+    engine = make_engine(settings["DATABASE_URL"])
+    return Context(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        read_sessions=make_session_factory(read_only_engine(engine)),
+        evidence=EvidenceStore(settings["EVIDENCE_DIR"]),
+    )

@@ -1,0 +1,86 @@
+"""Engine and session factory. Nothing is bound at import time: the app factory,
+the CLI and the tests each build their own from settings.
+
+SQLite is tuned for several gunicorn workers sharing one file: WAL, a busy
+timeout, foreign keys on, and ``BEGIN IMMEDIATE`` for transactions that may
+write, so two writers queue instead of failing on a stale snapshot. Read-only
+work (reports, console pages) uses a deferred transaction and never blocks lanes.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+READ_ONLY = "parkinglot_read_only"
+
+
+def _setup_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000) -> Engine:
+    """Create the engine for ``url`` with the per-dialect settings above."""
+    parsed = make_url(url)
+    kwargs: dict = {"echo": echo, "future": True}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout_ms / 1000}
+        engine = create_engine(url, **kwargs)
+        _setup_sqlite(engine, busy_timeout_ms)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=5)
+        kwargs["connect_args"] = {"connect_timeout": 5}
+    return create_engine(url, **kwargs)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit (views render after it)."""
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+
+def read_only_engine(engine: Engine) -> Engine:
+    """A view of ``engine`` whose transactions begin deferred on SQLite."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work outside a request (CLI, jobs): commit on success, else roll back."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def is_sqlite(engine_or_session) -> bool:
+    bind = getattr(engine_or_session, "bind", engine_or_session)
+    return bind.dialect.name == "sqlite"

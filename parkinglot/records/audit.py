@@ -1,0 +1,269 @@
+"""Append-only, hash-chained audit trail.
+
+Each event's hash covers its own fields and its predecessor's hash, so editing,
+deleting or reordering any event breaks every link after it. The single
+``audit_head`` row holds the tip; appenders lock it (``FOR UPDATE`` on PostgreSQL,
+the write lock on SQLite), so the chain never forks under concurrency.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping, Optional
+
+from sqlalchemy import event, insert, select, update
+from sqlalchemy.orm import Session
+
+from .models import AuditEvent, AuditHead
+from .types import utcnow
+
+GENESIS_HASH = "0" * 64
+
+
+def canonical_json(data: Mapping[str, Any] | None) -> str:
+    """Deterministic JSON: sorted keys, no whitespace, non-JSON values as strings."""
+    return json.dumps(data or {}, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+# Plates are personal data and the audit trail can never be edited, so the trail holds
+# a keyed digest of each plate instead of the plate itself. The records (reads, stays)
+# hold the plate; when retention purges them, the trail still verifies and names no one.
+# With the instance's key an investigator can still confirm "was it this plate?".
+_plate_key: bytes = b"parkinglot-unconfigured-audit-key"
+PLATE_FIELDS = ("plate", "plates", "vehicles")
+
+
+def configure_plate_key(key: bytes) -> None:
+    global _plate_key
+    _plate_key = key
+
+
+def plate_digest(plate: str) -> str:
+    """``hmac:<hex>`` digest of a plate under the instance's audit key ('' stays '')."""
+    if not plate:
+        return ""
+    return "hmac:" + hmac.new(_plate_key, plate.encode("utf-8"), hashlib.sha256).hexdigest()[:24]
+
+
+def pseudonymise(data: Any) -> Any:
+    """Replace plate values (keys in PLATE_FIELDS, at any depth) by their digests."""
+    if isinstance(data, Mapping):
+        out = {}
+        for k, v in data.items():
+            if k in PLATE_FIELDS:
+                out[k] = [plate_digest(x) for x in v] if isinstance(v, (list, tuple)) else plate_digest(v or "")
+            else:
+                out[k] = pseudonymise(v)
+        return out
+    if isinstance(data, (list, tuple)):
+        return [pseudonymise(v) for v in data]
+    return data
+
+
+def event_hash(
+    *,
+    id: int,
+    at: datetime,
+    site_id: Optional[int],
+    actor_type: str,
+    actor_id: Optional[str],
+    action: str,
+    entity_type: str,
+    entity_id: Optional[str],
+    data: str,
+    prev_hash: str,
+) -> str:
+    payload = "\x1f".join(
+        [
+            str(id),
+            at.isoformat(timespec="microseconds"),
+            "" if site_id is None else str(site_id),
+            actor_type,
+            actor_id or "",
+            action,
+            entity_type,
+            entity_id or "",
+            data,
+            prev_hash,
+        ]
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: a user, a device, a rule engine, or the system itself."""
+
+    type: str
+    id: Optional[str] = None
+
+    @classmethod
+    def user(cls, user_id: int) -> "Actor":
+        return cls("user", str(user_id))
+
+    @classmethod
+    def device(cls, device_id: int) -> "Actor":
+        return cls("device", str(device_id))
+
+
+SYSTEM = Actor("system")
+
+
+_PENDING = "parkinglot_audit_pending"
+
+
+@dataclass
+class PendingEvent:
+    """An event queued in a transaction; it gets its id and hash when the transaction commits."""
+
+    at: datetime
+    site_id: Optional[int]
+    actor_type: str
+    actor_id: Optional[str]
+    action: str
+    entity_type: str
+    entity_id: Optional[str]
+    data: str
+    transaction: Any = None
+
+
+def append(
+    session: Session,
+    action: str,
+    entity_type: str,
+    entity_id: object,
+    data: Mapping[str, Any] | None = None,
+    *,
+    actor: Actor = SYSTEM,
+    site_id: Optional[int] = None,
+    at: Optional[datetime] = None,
+) -> PendingEvent:
+    """Queue one event in the caller's transaction; it is chained and written at commit.
+
+    Writing the whole transaction's events at once keeps the chain's lock (the head
+    row) for the shortest possible time, and costs three statements however many
+    events the transaction has. If the transaction (or the savepoint the event was
+    queued in) rolls back, the event goes with it.
+    """
+    event = PendingEvent(
+        at=(at or utcnow()).astimezone(timezone.utc),
+        site_id=site_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action=action,
+        entity_type=entity_type,
+        entity_id=None if entity_id is None else str(entity_id),
+        data=canonical_json(pseudonymise(data or {})),
+        transaction=session.get_nested_transaction() or session.get_transaction(),
+    )
+    session.info.setdefault(_PENDING, []).append(event)
+    return event
+
+
+def write_pending(session: Session) -> int:
+    """Chain and insert the queued events (called before every commit). Returns how many."""
+    pending: list[PendingEvent] = session.info.pop(_PENDING, [])
+    if not pending:
+        return 0
+    head = session.execute(
+        select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
+    ).one()
+    last_id, last_hash = head.last_id, head.last_hash
+    rows = []
+    for ev in pending:
+        last_id += 1
+        fields = dict(id=last_id, at=ev.at, site_id=ev.site_id, actor_type=ev.actor_type, actor_id=ev.actor_id,
+                      action=ev.action, entity_type=ev.entity_type, entity_id=ev.entity_id, data=ev.data,
+                      prev_hash=last_hash)
+        last_hash = event_hash(**fields)
+        rows.append({**fields, "hash": last_hash})
+    session.execute(insert(AuditEvent), rows)
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=last_id, last_hash=last_hash))
+    return len(rows)
+
+
+def _within(txn: Any, ended: Any) -> bool:
+    while txn is not None:
+        if txn is ended:
+            return True
+        txn = txn.parent
+    return False
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    write_pending(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: Any) -> None:
+    pending = session.info.get(_PENDING)
+    if pending:
+        session.info[_PENDING] = [ev for ev in pending if not _within(ev.transaction, previous_transaction)]
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    first_broken_id: Optional[int] = None
+    problem: str = ""
+
+
+def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
+    """Walk the whole chain; report the first event whose link or content is wrong.
+
+    The head is read first and the walk stops there, so events appended while
+    verifying (the system keeps running) are left for the next run.
+    """
+    head = session.get(AuditHead, 1)
+    if head is None:
+        return VerifyResult(False, 0, None, "audit head row is missing")
+    head_id, head_hash = head.last_id, head.last_hash
+    prev_hash = GENESIS_HASH
+    expected_id = 1
+    checked = 0
+    last_id = 0
+    stmt = (select(AuditEvent).where(AuditEvent.id <= head_id).order_by(AuditEvent.id)
+            .execution_options(yield_per=batch))
+    for ev in session.scalars(stmt):
+        if ev.id != expected_id:
+            return VerifyResult(False, checked, expected_id, f"event {expected_id} is missing (next is {ev.id})")
+        if ev.prev_hash != prev_hash:
+            return VerifyResult(False, checked, ev.id, "link to the previous event is broken")
+        recomputed = event_hash(
+            id=ev.id,
+            at=ev.at,
+            site_id=ev.site_id,
+            actor_type=ev.actor_type,
+            actor_id=ev.actor_id,
+            action=ev.action,
+            entity_type=ev.entity_type,
+            entity_id=ev.entity_id,
+            data=ev.data,
+            prev_hash=ev.prev_hash,
+        )
+        if recomputed != ev.hash:
+            return VerifyResult(False, checked, ev.id, "content does not match its hash")
+        prev_hash = ev.hash
+        expected_id += 1
+        last_id = ev.id
+        checked += 1
+        session.expunge(ev)
+    if head_id != last_id or head_hash != prev_hash:
+        return VerifyResult(False, checked, last_id + 1, f"chain ends at {last_id} but the head records {head_id}")
+    return VerifyResult(True, checked)
+
+
+def history(session: Session, entity_type: str, entity_id: object) -> list[AuditEvent]:
+    """All events about one entity, oldest first."""
+    return list(
+        session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.entity_type == entity_type, AuditEvent.entity_id == str(entity_id))
+            .order_by(AuditEvent.id)
+        )
+    )

@@ -1,0 +1,699 @@
+"""ORM models: the evidence store's tables.
+
+Invariants that matter in a dispute live in the database as well as in code:
+check constraints on states and amounts, a partial unique index so a plate can
+have only one open stay per site, unique event ids per lane for idempotent
+retries, and unique payment references.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Optional
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .types import JSONType, PlateString, UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Auto-increment 64-bit keys; SQLite only auto-increments INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+LANE_DIRECTIONS = ("entry", "exit")
+SESSION_STATUSES = ("open", "closed", "expired", "void")
+DECISIONS = ("open", "deny", "attendant")
+ALERT_KINDS = (
+    "hotlist",
+    "no_entry",
+    "ticket_mismatch",
+    "locked_vehicle",
+    "expired_stay",
+    "driver_failure",
+)
+ALERT_STATES = ("open", "acknowledged", "resolved")
+ROLES = ("attendant", "supervisor", "finance", "admin")
+PAYMENT_KINDS = ("payment", "refund", "adjustment")
+PAYMENT_METHODS = ("cash", "card", "app", "permit_fee", "adjustment")
+DISPUTE_OUTCOMES = ("uphold", "adjust", "refund", "void")
+PERMIT_STATUSES = ("active", "suspended", "cancelled")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Site(Base):
+    __tablename__ = "site"
+    __table_args__ = (
+        CheckConstraint("length(currency) = 3", name="currency_iso"),
+        CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity_nonneg"),
+        CheckConstraint(_in("anti_passback", ("deny", "attendant", "off")), name="anti_passback"),
+        CheckConstraint(_in("barrier_mode", ("push", "pull", "both")), name="barrier_mode"),
+        CheckConstraint("min_confidence >= 0 AND min_confidence <= 1", name="min_confidence"),
+        CheckConstraint("duplicate_window_s >= 0", name="duplicate_window"),
+        CheckConstraint("max_stay_hours > 0", name="max_stay"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    timezone: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    plate_region: Mapped[str] = mapped_column(String(8), default="us")
+    capacity: Mapped[Optional[int]] = mapped_column(Integer)
+    anti_passback: Mapped[str] = mapped_column(String(16), default="deny")
+    barrier_mode: Mapped[str] = mapped_column(String(8), default="both")
+    issues_tickets: Mapped[bool] = mapped_column(Boolean, default=True)
+    min_confidence: Mapped[float] = mapped_column(Float, default=0.6)
+    duplicate_window_s: Mapped[int] = mapped_column(Integer, default=30)
+    max_stay_hours: Mapped[int] = mapped_column(Integer, default=72)
+    dispute_review_days: Mapped[int] = mapped_column(Integer, default=14)
+    default_tariff_code: Mapped[Optional[str]] = mapped_column(String(32))
+    emergency_mode: Mapped[bool] = mapped_column(Boolean, default=False)
+    emergency_since: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    kpi_targets: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    zones: Mapped[list["Zone"]] = relationship(back_populates="site", order_by="Zone.code")
+    lanes: Mapped[list["Lane"]] = relationship(back_populates="site", order_by="Lane.code")
+
+
+class SiteHoliday(Base):
+    """A day billed with the tariff's holiday bands (the per-site calendar)."""
+
+    __tablename__ = "site_holiday"
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+
+
+class Zone(Base):
+    __tablename__ = "zone"
+    __table_args__ = (
+        UniqueConstraint("site_id", "code"),
+        CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity_nonneg"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(120))
+    capacity: Mapped[Optional[int]] = mapped_column(Integer)
+
+    site: Mapped[Site] = relationship(back_populates="zones")
+
+
+class Lane(Base):
+    __tablename__ = "lane"
+    __table_args__ = (CheckConstraint(_in("direction", LANE_DIRECTIONS), name="direction"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), index=True)
+    zone_id: Mapped[Optional[int]] = mapped_column(ForeignKey("zone.id"))
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    direction: Mapped[str] = mapped_column(String(8))
+    driver: Mapped[str] = mapped_column(String(32), default="simulated")
+    driver_config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    site: Mapped[Site] = relationship(back_populates="lanes")
+    zone: Mapped[Optional[Zone]] = relationship()
+
+
+class Device(Base):
+    """A lane controller. Its API key is stored only as a SHA-256 digest."""
+
+    __tablename__ = "device"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    key_prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    site: Mapped[Site] = relationship()
+
+
+class Evidence(Base):
+    """An image on disk, addressed by its SHA-256. Written before any row points to it."""
+
+    __tablename__ = "evidence"
+    __table_args__ = (CheckConstraint("size_bytes >= 0", name="size_nonneg"),)
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    width: Mapped[Optional[int]] = mapped_column(Integer)
+    height: Mapped[Optional[int]] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    purged_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class PlateRead(Base):
+    """One recognition event at a lane, with everything needed to re-examine it."""
+
+    __tablename__ = "plate_read"
+    __table_args__ = (
+        UniqueConstraint("lane_id", "event_id"),
+        CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence"),
+        CheckConstraint(_in("source", ("pipeline", "camera", "manual")), name="source"),
+        Index("ix_plate_read_site_plate_time", "site_id", "plate", "received_at"),
+        Index("ix_plate_read_lane_time", "lane_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    lane_id: Mapped[int] = mapped_column(ForeignKey("lane.id"))
+    device_id: Mapped[Optional[int]] = mapped_column(ForeignKey("device.id"))
+    event_id: Mapped[Optional[str]] = mapped_column(String(64))
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    raw_text: Mapped[str] = mapped_column(String(64), default="")
+    plate: Mapped[str] = mapped_column(PlateString, default="")
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    candidates: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    box: Mapped[Optional[list[Any]]] = mapped_column(JSONType)
+    region: Mapped[str] = mapped_column(String(8), default="us")
+    source: Mapped[str] = mapped_column(String(16), default="pipeline")
+    no_plate_reason: Mapped[Optional[str]] = mapped_column(String(120))
+    ticket: Mapped[Optional[str]] = mapped_column(String(64))
+    timings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    evidence_sha256: Mapped[Optional[str]] = mapped_column(ForeignKey("evidence.sha256"))
+    duplicate_of_id: Mapped[Optional[int]] = mapped_column(ForeignKey("plate_read.id"))
+
+    lane: Mapped[Lane] = relationship()
+    frames: Mapped[list["ReadFrame"]] = relationship(order_by="ReadFrame.position")
+
+
+class ReadFrame(Base):
+    """Every frame of a burst, in order; the read's best frame is also on the read."""
+
+    __tablename__ = "read_frame"
+    read_id: Mapped[int] = mapped_column(ForeignKey("plate_read.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    evidence_sha256: Mapped[str] = mapped_column(ForeignKey("evidence.sha256"), index=True)
+
+
+class TariffVersion(Base):
+    """An immutable tariff. Changing a price means a new version, never an edit."""
+
+    __tablename__ = "tariff_version"
+    __table_args__ = (
+        UniqueConstraint("site_id", "code", "version"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    code: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(120))
+    currency: Mapped[str] = mapped_column(String(3))
+    rules: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+
+
+class Permit(Base):
+    """A permit version. Edits create a new row that supersedes the old one."""
+
+    __tablename__ = "permit"
+    __table_args__ = (
+        UniqueConstraint("site_id", "number", "version"),
+        CheckConstraint(_in("status", PERMIT_STATUSES), name="status"),
+        CheckConstraint("valid_to > valid_from", name="validity"),
+        Index(
+            "uq_permit_current",
+            "site_id",
+            "number",
+            unique=True,
+            sqlite_where=text("superseded_at IS NULL"),
+            postgresql_where=text("superseded_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    number: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    holder: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_to: Mapped[datetime] = mapped_column(UTCDateTime)
+    hours: Mapped[Optional[list[Any]]] = mapped_column(JSONType)
+    # The tariff rate (by name) that prices covered time; NULL parks free.
+    rate: Mapped[Optional[str]] = mapped_column(String(40))
+    supersedes_id: Mapped[Optional[int]] = mapped_column(ForeignKey("permit.id"))
+    superseded_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+
+    vehicles: Mapped[list["PermitVehicle"]] = relationship(
+        order_by="PermitVehicle.plate", cascade="all, delete-orphan"
+    )
+
+
+class PermitVehicle(Base):
+    __tablename__ = "permit_vehicle"
+    permit_id: Mapped[int] = mapped_column(ForeignKey("permit.id"), primary_key=True)
+    plate: Mapped[str] = mapped_column(PlateString, primary_key=True, index=True)
+
+
+class VisitorPass(Base):
+    __tablename__ = "visitor_pass"
+    __table_args__ = (
+        CheckConstraint("valid_to > valid_from", name="validity"),
+        Index("ix_visitor_pass_site_plate", "site_id", "plate"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    permit_id: Mapped[Optional[int]] = mapped_column(ForeignKey("permit.id"))
+    plate: Mapped[str] = mapped_column(PlateString)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_to: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+
+
+class VehicleLock(Base):
+    """The owner's lock: a locked vehicle may not leave."""
+
+    __tablename__ = "vehicle_lock"
+    __table_args__ = (
+        Index(
+            "uq_vehicle_lock_active",
+            "site_id",
+            "plate",
+            unique=True,
+            sqlite_where=text("released_at IS NULL"),
+            postgresql_where=text("released_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    plate: Mapped[str] = mapped_column(PlateString)
+    permit_id: Mapped[Optional[int]] = mapped_column(ForeignKey("permit.id"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    locked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+    released_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    released_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+
+
+class HotlistEntry(Base):
+    """A plate to stop: stolen, wanted, banned. ``site_id`` NULL means every site."""
+
+    __tablename__ = "hotlist_entry"
+    __table_args__ = (Index("ix_hotlist_plate_active", "plate", "removed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[Optional[int]] = mapped_column(ForeignKey("site.id"))
+    plate: Mapped[str] = mapped_column(PlateString)
+    reason: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(64), default="manual")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+    removed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    removed_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+
+
+class ParkingSession(Base):
+    """One stay: entry read to exit read, priced under the tariff version it began with."""
+
+    __tablename__ = "parking_session"
+    __table_args__ = (
+        CheckConstraint(_in("status", SESSION_STATUSES), name="status"),
+        CheckConstraint("exited_at IS NULL OR exited_at >= entered_at", name="exit_after_entry"),
+        CheckConstraint("status <> 'open' OR exited_at IS NULL", name="open_has_no_exit"),
+        CheckConstraint("status <> 'closed' OR exited_at IS NOT NULL", name="closed_has_exit"),
+        # The database itself guarantees at most one open stay per plate and site.
+        Index(
+            "uq_parking_session_open_plate",
+            "site_id",
+            "plate",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index(
+            "uq_parking_session_ticket",
+            "site_id",
+            "ticket",
+            unique=True,
+            sqlite_where=text("ticket IS NOT NULL"),
+            postgresql_where=text("ticket IS NOT NULL"),
+        ),
+        Index("ix_parking_session_site_plate_time", "site_id", "plate", "entered_at"),
+        Index("ix_parking_session_site_time", "site_id", "entered_at"),
+        Index("ix_parking_session_site_status_time", "site_id", "status", "entered_at"),
+        Index("ix_parking_session_site_exit", "site_id", "exited_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    zone_id: Mapped[Optional[int]] = mapped_column(ForeignKey("zone.id"))
+    plate: Mapped[str] = mapped_column(PlateString)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    exited_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    entry_lane_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lane.id"))
+    exit_lane_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lane.id"))
+    entry_read_id: Mapped[Optional[int]] = mapped_column(ForeignKey("plate_read.id"))
+    exit_read_id: Mapped[Optional[int]] = mapped_column(ForeignKey("plate_read.id"))
+    ticket: Mapped[Optional[str]] = mapped_column(String(64))
+    tariff_version_id: Mapped[Optional[int]] = mapped_column(ForeignKey("tariff_version.id"))
+    permit_id: Mapped[Optional[int]] = mapped_column(ForeignKey("permit.id"))
+    visitor_pass_id: Mapped[Optional[int]] = mapped_column(ForeignKey("visitor_pass.id"))
+    reentry_of_id: Mapped[Optional[int]] = mapped_column(ForeignKey("parking_session.id"))
+    fee_minor: Mapped[Optional[int]] = mapped_column(BigInteger)  # billed at exit; payments are in `payment`
+    lost_ticket: Mapped[bool] = mapped_column(Boolean, default=False)
+    closed_reason: Mapped[Optional[str]] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    site: Mapped[Site] = relationship()
+    entry_read: Mapped[Optional[PlateRead]] = relationship(foreign_keys=[entry_read_id])
+    exit_read: Mapped[Optional[PlateRead]] = relationship(foreign_keys=[exit_read_id])
+    tariff_version: Mapped[Optional[TariffVersion]] = relationship()
+
+
+class PlateKey(Base):
+    """Fuzzy index: confusion-folded plate and its one-deletion variants -> plate.
+
+    One row set per distinct plate and site (not per stay), so the index grows
+    with the number of vehicles, and a fuzzy query is a handful of index probes.
+    """
+
+    __tablename__ = "plate_key"
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(PlateString, primary_key=True)
+    plate: Mapped[str] = mapped_column(PlateString, primary_key=True)
+
+
+class Decision(Base):
+    """What the lane was told, and why. Exactly one per read; manual opens have no read."""
+
+    __tablename__ = "decision"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", DECISIONS), name="outcome"),
+        CheckConstraint(
+            _in("actor", ("rule", "user", "emergency", "duplicate", "error")), name="actor"
+        ),
+        Index("ix_decision_lane_time", "lane_id", "created_at"),
+        Index("ix_decision_site_time", "site_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    read_id: Mapped[Optional[int]] = mapped_column(ForeignKey("plate_read.id"), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    lane_id: Mapped[int] = mapped_column(ForeignKey("lane.id"))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(String(200), default="")
+    session_id: Mapped[Optional[int]] = mapped_column(ForeignKey("parking_session.id"), index=True)
+    fee_due_minor: Mapped[Optional[int]] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(16), default="rule")
+    user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+    shift_id: Mapped[Optional[int]] = mapped_column(ForeignKey("shift.id"))
+    response: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    read: Mapped[Optional[PlateRead]] = relationship()
+    lane: Mapped[Lane] = relationship()
+
+
+class BarrierCommand(Base):
+    """The driver's command log; an open decision is recorded before the pulse is sent."""
+
+    __tablename__ = "barrier_command"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("pending", "done", "failed")), name="status"),
+        Index("ix_barrier_command_status", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    lane_id: Mapped[int] = mapped_column(ForeignKey("lane.id"), index=True)
+    decision_id: Mapped[Optional[int]] = mapped_column(ForeignKey("decision.id"))
+    command: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class Alert(Base):
+    __tablename__ = "alert"
+    __table_args__ = (
+        CheckConstraint(_in("kind", ALERT_KINDS), name="kind"),
+        CheckConstraint(_in("status", ALERT_STATES), name="status"),
+        Index("ix_alert_site_status_time", "site_id", "status", "created_at"),
+        # the stay page, retention and the webhook sweep look alerts up by these
+        Index("ix_alert_session", "session_id"),
+        Index("ix_alert_read", "read_id"),
+        Index("ix_alert_unnotified", "created_at", sqlite_where=text("notified_at IS NULL"),
+              postgresql_where=text("notified_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    lane_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lane.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    plate: Mapped[str] = mapped_column(PlateString, default="")
+    message: Mapped[str] = mapped_column(String(300))
+    read_id: Mapped[Optional[int]] = mapped_column(ForeignKey("plate_read.id"))
+    session_id: Mapped[Optional[int]] = mapped_column(ForeignKey("parking_session.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+    acknowledge_note: Mapped[Optional[str]] = mapped_column(Text)
+    resolved_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+    resolve_note: Mapped[Optional[str]] = mapped_column(Text)
+    notified_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class Payment(Base):
+    """A money movement in minor units: payments > 0, refunds < 0, adjustments != 0.
+
+    Nothing is ever deleted or changed; a correction is a new row.
+    """
+
+    __tablename__ = "payment"
+    __table_args__ = (
+        UniqueConstraint("site_id", "reference"),
+        CheckConstraint(_in("kind", PAYMENT_KINDS), name="kind"),
+        CheckConstraint(_in("method", PAYMENT_METHODS), name="method"),
+        CheckConstraint(
+            "(kind = 'payment' AND amount_minor > 0) OR (kind = 'refund' AND amount_minor < 0)"
+            " OR (kind = 'adjustment' AND amount_minor <> 0)",
+            name="amount_sign",
+        ),
+        CheckConstraint(
+            "kind = 'payment' OR (reason IS NOT NULL AND length(reason) > 0"
+            " AND (dispute_id IS NOT NULL OR user_id IS NOT NULL))",
+            name="correction_justified",
+        ),
+        Index("ix_payment_site_time", "site_id", "created_at"),
+        Index("ix_payment_session", "session_id"),
+        # Covers the revenue reports (billing/reports.py): every grouping is an index-only range scan.
+        Index("ix_payment_report", "site_id", "created_at", "kind", "method", "amount_minor", "lane_id",
+              "tariff_version_id", "session_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    session_id: Mapped[Optional[int]] = mapped_column(ForeignKey("parking_session.id"))
+    permit_id: Mapped[Optional[int]] = mapped_column(ForeignKey("permit.id"))
+    kind: Mapped[str] = mapped_column(String(16), default="payment")
+    method: Mapped[str] = mapped_column(String(16))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reference: Mapped[str] = mapped_column(String(64))
+    lane_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lane.id"))
+    tariff_version_id: Mapped[Optional[int]] = mapped_column(ForeignKey("tariff_version.id"))
+    device_id: Mapped[Optional[int]] = mapped_column(ForeignKey("device.id"))
+    user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+    dispute_id: Mapped[Optional[int]] = mapped_column(ForeignKey("dispute.id"))
+    reason: Mapped[Optional[str]] = mapped_column(Text)
+    paid_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Dispute(Base):
+    __tablename__ = "dispute"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("open", "resolved")), name="status"),
+        CheckConstraint(
+            "outcome IS NULL OR " + _in("outcome", DISPUTE_OUTCOMES), name="outcome"
+        ),
+        CheckConstraint("(status = 'resolved') = (outcome IS NOT NULL)", name="resolved_has_outcome"),
+        Index("ix_dispute_site_status", "site_id", "status", "opened_at"),
+        # One open dispute per stay, even when two attendants open one at the same moment.
+        Index(
+            "uq_dispute_open_session",
+            "session_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    session_id: Mapped[int] = mapped_column(ForeignKey("parking_session.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    reason: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    opened_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+    outcome: Mapped[Optional[str]] = mapped_column(String(16))
+    resolution_note: Mapped[Optional[str]] = mapped_column(Text)
+    corrected_entered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    corrected_exited_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    fee_before_minor: Mapped[Optional[int]] = mapped_column(BigInteger)
+    fee_after_minor: Mapped[Optional[int]] = mapped_column(BigInteger)
+    resolved_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+
+
+class User(Base):
+    __tablename__ = "app_user"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    sites: Mapped[list[Site]] = relationship(secondary="user_site", order_by="Site.code")
+
+    # The login protocol the web layer expects (duck-typed; no web import here).
+    @property
+    def is_active(self) -> bool:
+        return bool(self.active)
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class UserSite(Base):
+    """The sites a user may see and act on (admins see all)."""
+
+    __tablename__ = "user_site"
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), primary_key=True)
+
+
+class Shift(Base):
+    __tablename__ = "shift"
+    __table_args__ = (
+        Index(
+            "uq_shift_open_user",
+            "user_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    start_note: Mapped[str] = mapped_column(Text, default="")
+    handover_note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Throttle(Base):
+    """Failure counters for login and API-key brute-force protection, shared by workers."""
+
+    __tablename__ = "throttle"
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained record of every state change and manual action.
+
+    ``data`` is stored as canonical JSON text (not JSONB) so the hashed bytes are
+    exactly the stored bytes. Triggers in the migration refuse UPDATE and DELETE.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_entity", "entity_type", "entity_id"),
+        Index("ix_audit_event_site_time", "site_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    site_id: Mapped[Optional[int]] = mapped_column(Integer)
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[Optional[str]] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[Optional[str]] = mapped_column(String(64))
+    data: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """The chain's tip. Locking this single row serialises appenders on PostgreSQL,
+    and comparing it with the last event reveals a truncated tail."""
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="singleton"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,91 @@
+"""Console users: hashed passwords, roles, and the sites each user may act on."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import audit
+from .errors import Conflict, InvalidInput
+from .models import ROLES, Site, User
+
+MIN_PASSWORD_LEN = 8
+# Verifying against this keeps the time of a login for an unknown user the same as for a known one.
+_DUMMY_HASH = generate_password_hash("timing-equaliser-not-a-password")
+
+
+
+def create_user(session: Session, *, username: str, password: str, role: str, sites: Sequence[Site] = (),
+                display_name: str = "", actor: audit.Actor = audit.SYSTEM) -> User:
+    username = username.strip().lower()
+    if not username or len(username) > 64 or not all(c.isalnum() or c in "._-@" for c in username):
+        raise InvalidInput("usernames use letters, digits and . _ - @ (at most 64)")
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD_LEN:
+        raise InvalidInput(f"passwords need at least {MIN_PASSWORD_LEN} characters")
+    if session.scalar(select(User.id).where(User.username == username)):
+        raise Conflict(f"user {username!r} already exists")
+    user = User(username=username, display_name=display_name or username, role=role,
+                password_hash=generate_password_hash(password), active=True)
+    user.sites = list(sites)
+    session.add(user)
+    session.flush()
+    audit.append(session, "user.created", "user", user.id,
+                 {"username": username, "role": role, "sites": [s.code for s in sites]}, actor=actor)
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> Optional[User]:
+    user = session.scalar(select(User).where(User.username == (username or "").strip().lower()))
+    if user is None or not user.active:
+        check_password_hash(_DUMMY_HASH, password or "")
+        return None
+    return user if check_password_hash(user.password_hash, password or "") else None
+
+
+def set_password(session: Session, user: User, password: str, *, actor: audit.Actor) -> None:
+    if len(password) < MIN_PASSWORD_LEN:
+        raise InvalidInput(f"passwords need at least {MIN_PASSWORD_LEN} characters")
+    user.password_hash = generate_password_hash(password)
+    audit.append(session, "user.password_changed", "user", user.id, {}, actor=actor)
+
+
+def site_ids(session: Session, user: User) -> list[int]:
+    """The sites a user may see: all of them for admins (and finance), else their own."""
+    if user.role in ("admin", "finance") and not user.sites:
+        return list(session.scalars(select(Site.id).order_by(Site.id)))
+    return [s.id for s in user.sites]
+
+
+def can(user: User, action: str) -> bool:
+    """Role check for an action name (the console and the API share this table)."""
+    allowed = PERMISSIONS.get(action)
+    if allowed is None:
+        raise KeyError(f"unknown action {action!r}")
+    return user.active and (user.role in allowed or user.role == "admin")
+
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "view_dashboard": frozenset({"attendant", "supervisor"}),
+    "view_stays": frozenset({"attendant", "supervisor", "finance"}),
+    "operate_lanes": frozenset({"attendant", "supervisor"}),
+    "confirm_match": frozenset({"attendant", "supervisor"}),
+    "work_alerts": frozenset({"attendant", "supervisor"}),
+    "manage_hotlist": frozenset({"supervisor"}),
+    "emergency": frozenset({"supervisor"}),
+    "open_dispute": frozenset({"attendant", "supervisor"}),
+    "resolve_dispute": frozenset({"supervisor"}),
+    "manage_permits": frozenset({"supervisor"}),
+    "view_permits": frozenset({"attendant", "supervisor"}),
+    "lock_vehicle": frozenset({"attendant", "supervisor"}),
+    "visitor_passes": frozenset({"attendant", "supervisor"}),
+    "shifts": frozenset({"attendant", "supervisor"}),
+    "view_kpis": frozenset({"supervisor"}),
+    "view_revenue": frozenset({"finance"}),
+    "record_payment": frozenset({"attendant", "supervisor", "finance"}),
+    "refund": frozenset({"supervisor", "finance"}),
+    "manage_users": frozenset(),
+}

@@ -1,0 +1,319 @@
+"""Lane controller endpoints: events (frames or plate strings), recognition only, lane state.
+
+The events endpoint replies only after the read, its evidence and the decision
+are committed. Slow follow-up work (the barrier pulse) runs after the reply.
+Every failure fails closed: the error body carries ``decision`` = deny or
+attendant with a reason, so a controller that reads it never opens.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
+
+from flask import current_app, jsonify, request
+from sqlalchemy.exc import DBAPIError
+from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from .. import plates
+from ..barrier import events, lanes
+from ..barrier.dispatch import Dispatcher
+from ..lpr import images
+from ..lpr.pipeline import Pipeline, PlateResult
+from ..records import sites
+from ..records.errors import InvalidInput, ParkingError
+from ..records.models import Lane, Site
+from ..records.types import utcnow
+from .api import bp
+from .auth import lane_for_device, require_api_permission, require_device, require_site_access
+from .errors import error_body
+from .transaction import context, db, read_db, rollback_only
+
+log = logging.getLogger("parkinglot.lane")
+
+EVENT_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
+TICKET = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
+
+
+class UnsupportedMediaType(ParkingError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+class MalformedJSON(ParkingError):
+    code = "malformed_json"
+    status = 400
+
+
+class BadFrame(ParkingError):
+    status = 422
+
+    def __init__(self, err: images.ImageError, index: int) -> None:
+        super().__init__(f"frame {index}: {err}", frame=index)
+        self.code = err.code
+
+
+def pipeline() -> Pipeline:
+    app = current_app
+    pipe = app.extensions.get("parkinglot_pipeline")
+    if pipe is None:
+        from ..lpr.pipeline import default_pipeline
+
+        pipe = app.extensions["parkinglot_pipeline"] = default_pipeline()
+    return pipe
+
+
+def dispatcher() -> Dispatcher:
+    return current_app.extensions["parkinglot_dispatcher"]
+
+
+@dataclass(frozen=True)
+class EventRequest:
+    event_id: Optional[str]
+    captured_at: datetime
+    ticket: Optional[str]
+    frames: tuple[tuple[bytes, str], ...]
+    plate: Optional[str]
+    confidence: float
+    alternatives: tuple[tuple[str, float], ...]
+
+
+def _parse_time(value: Any, now: datetime) -> datetime:
+    if value in (None, ""):
+        return now
+    if not isinstance(value, str):
+        raise InvalidInput("captured_at must be an ISO 8601 string with a UTC offset")
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"captured_at {value!r} is not ISO 8601") from None
+    if at.tzinfo is None:
+        raise InvalidInput("captured_at needs a UTC offset (e.g. 2026-03-01T08:00:00Z)")
+    at = at.astimezone(timezone.utc)
+    cfg = current_app.config
+    if at > now + timedelta(seconds=int(cfg["CAPTURE_SKEW_FUTURE_S"])):
+        raise InvalidInput(f"captured_at is {int((at - now).total_seconds())} s in the future; check the controller's clock")
+    if at < now - timedelta(seconds=int(cfg["CAPTURE_SKEW_PAST_S"])):
+        raise InvalidInput("captured_at is too far in the past")
+    return at
+
+
+def _opt(value: Any, pattern: re.Pattern[str], name: str) -> Optional[str]:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidInput(f"{name} must be 1-64 characters from A-Z a-z 0-9 . _ : -")
+    return value
+
+
+def _confidence(value: Any) -> float:
+    try:
+        conf = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput("confidence must be a number between 0 and 1") from None
+    if not 0.0 <= conf <= 1.0:
+        raise InvalidInput("confidence must be a number between 0 and 1")
+    return conf
+
+
+def parse_event_request(now: datetime, *, allow_plate: bool = True) -> EventRequest:
+    ctype = request.mimetype
+    max_frames = int(current_app.config["LPR_MAX_FRAMES"])
+    if ctype == "multipart/form-data":
+        form = request.form
+        files: list[FileStorage] = request.files.getlist("frame") + request.files.getlist("frames")
+        if not files:
+            raise InvalidInput("send one or more image parts named 'frame'")
+        if len(files) > max_frames:
+            raise InvalidInput(f"at most {max_frames} frames per event, got {len(files)}", limit=max_frames)
+        frames = []
+        for i, f in enumerate(files):
+            if f.mimetype not in ("image/jpeg", "image/png", "application/octet-stream", ""):
+                raise UnsupportedMediaType(f"frame {i} is {f.mimetype}; send image/jpeg or image/png")
+            data = f.read()
+            kind = images.sniff(data)
+            if kind is None:
+                raise BadFrame(images.NotAnImage("the frame is not a JPEG or PNG image") if data
+                               else images.EmptyImage("the frame is empty"), i)
+            frames.append((data, kind))
+        return EventRequest(_opt(form.get("event_id"), EVENT_ID, "event_id"), _parse_time(form.get("captured_at"), now),
+                            _opt(form.get("ticket"), TICKET, "ticket"), tuple(frames), None, 0.0, ())
+    if ctype == "application/json" and allow_plate:
+        body = request.get_json(silent=True)
+        if body is None:
+            raise MalformedJSON("the body is not valid JSON")
+        if not isinstance(body, dict):
+            raise MalformedJSON("the JSON body must be an object")
+        plate_text = body.get("plate")
+        if not isinstance(plate_text, str):
+            raise InvalidInput("'plate' (string) is required for plate events; send frames as multipart otherwise")
+        try:
+            plate = plates.validate(plate_text) if plate_text.strip() else ""
+        except plates.PlateError as exc:
+            raise InvalidInput(str(exc)) from None
+        alts = []
+        for alt in body.get("alternatives") or []:
+            if not isinstance(alt, dict) or not isinstance(alt.get("plate"), str):
+                raise InvalidInput("alternatives must be objects with 'plate' and 'confidence'")
+            try:
+                alts.append((plates.validate(alt["plate"]), _confidence(alt.get("confidence", 0))))
+            except plates.PlateError as exc:
+                raise InvalidInput(str(exc)) from None
+        return EventRequest(_opt(body.get("event_id"), EVENT_ID, "event_id"), _parse_time(body.get("captured_at"), now),
+                            _opt(body.get("ticket"), TICKET, "ticket"), (), plate,
+                            _confidence(body.get("confidence")) if plate else 0.0, tuple(alts))
+    accepted = "multipart/form-data or application/json" if allow_plate else "multipart/form-data"
+    raise UnsupportedMediaType(f"content type {ctype or 'none'} is not accepted; send {accepted}")
+
+
+def _decode_frames(req: EventRequest) -> list:
+    """Decode every frame (header-checked first), naming the bad one in the error."""
+    decoded = []
+    for i, (data, _kind) in enumerate(req.frames):
+        try:
+            decoded.append(images.decode(data, max_pixels=int(current_app.config["LPR_MAX_PIXELS"])))
+        except images.ImageError as exc:
+            raise BadFrame(exc, i) from None
+    return decoded
+
+
+def _reading(req: EventRequest, site: Site) -> tuple[events.Reading, tuple[events.Frame, ...]]:
+    if not req.frames:
+        return events.Reading(plate=req.plate or "", raw_text=req.plate or "", confidence=req.confidence,
+                              alternatives=req.alternatives, source="camera", region=site.plate_region,
+                              no_plate_reason=None if req.plate else "camera_read_no_plate"), ()
+    decoded = _decode_frames(req)
+    result: PlateResult = pipeline().recognize(decoded, site.plate_region)
+    frames = tuple(events.Frame(data, kind, img.shape[1], img.shape[0]) for (data, kind), img in zip(req.frames, decoded))
+    reading = events.Reading(
+        plate=result.text, raw_text=result.raw_text, confidence=result.confidence,
+        alternatives=result.alternatives, box=[list(p) for p in result.box] if result.box else None,
+        timings={k: round(v, 2) for k, v in result.timings.items()}, no_plate_reason=result.reason,
+        source="pipeline", region=site.plate_region, best_frame=result.frame_index,
+    )
+    return reading, frames
+
+
+def _fail_closed(exc: ParkingError, decision: str = "attendant"):
+    resp = error_body(exc.code, exc.message, exc.status, {k: str(v) for k, v in exc.details.items()})
+    body = resp.get_json()
+    body.update(decision=decision, reason=exc.code,
+                message_for_display="Please wait: an attendant will assist" if decision == "attendant"
+                else "Not available: please contact the attendant")
+    resp.set_data(current_app.json.dumps(body))
+    return resp
+
+
+@bp.post("/lanes/<lane_code>/events")
+def lane_event(lane_code: str):
+    """A car at the barrier: decide open / deny / attendant, with a reason."""
+    received = utcnow()
+    try:
+        device = require_device()
+        lane = lane_for_device(lane_code, device)
+        if not lane.enabled:
+            raise ParkingError("this lane is disabled")
+        site = read_db().get(Site, lane.site_id)
+        req = parse_event_request(received)
+        if req.event_id:
+            prior = events.replay(read_db(), lane.id, req.event_id)
+            if prior is not None:
+                return jsonify(prior.reply.to_json())
+        reading, frames = _reading(req, site)
+        ev = events.LaneEvent(lane_id=lane.id, captured_at=req.captured_at, received_at=received, reading=reading,
+                              device_id=device.id, event_id=req.event_id, frames=frames, ticket=req.ticket)
+        # committed before replying: the lane is never told anything without a durable record
+        outcome = events.process_with_retry(db(), context().evidence, ev, check_replay=False)
+    except RequestEntityTooLarge:
+        raise
+    except ParkingError as exc:
+        rollback_only()
+        return _fail_closed(exc, "deny" if exc.status in (401, 403) or exc.status >= 500 else "attendant")
+    except DBAPIError as exc:
+        rollback_only()
+        log.error("lane=%s database unavailable: %s", lane_code, exc.__class__.__name__)
+        return _db_down()
+    if outcome.barrier_command_id is not None:  # committed: the pulse runs on the dispatcher thread
+        dispatcher().submit(outcome.barrier_command_id)
+    return jsonify(outcome.reply.to_json())
+
+
+def _db_down():
+    from ..records.errors import Unavailable
+
+    return _fail_closed(Unavailable("the database is unavailable; nothing was recorded"), "deny")
+
+
+@bp.post("/recognize")
+def recognize_only():
+    """Recognition only, for commissioning cameras: nothing is stored or decided."""
+    device = require_device()
+    site = read_db().get(Site, device.site_id)
+    req = parse_event_request(utcnow(), allow_plate=False)
+    region = request.args.get("region") or site.plate_region
+    if region not in ("us", "eu", "br"):
+        raise InvalidInput(f"unknown region {region!r}")
+    r = pipeline().recognize(_decode_frames(req), region)
+    rollback_only()
+    return jsonify(plate=r.text, confidence=round(r.confidence, 4), raw_text=r.raw_text,
+                   box=[list(p) for p in r.box] if r.box else None,
+                   alternatives=[{"plate": t, "confidence": c} for t, c in r.alternatives],
+                   reason=r.reason, frame_index=r.frame_index, region=region,
+                   candidate_boxes=[[list(p) for p in b] for b in r.candidate_boxes],
+                   timings={k: round(v, 2) for k, v in r.timings.items()})
+
+
+@bp.get("/lanes/<lane_code>")
+def lane_get(lane_code: str):
+    """Lane state: for the device on that lane's site, or a console user of that site."""
+    lane = _lane_for_caller(lane_code, "view_dashboard")
+    return jsonify(lanes.lane_state(read_db(), lane))
+
+
+def _lane_for_caller(lane_code: str, action: str) -> Lane:
+    if request.headers.get("Authorization", "").startswith("Bearer "):
+        return lane_for_device(lane_code, require_device())
+    user = require_api_permission(action)
+    lane = sites.get_lane(read_db(), lane_code)
+    require_site_access(user, lane.site_id)
+    return lane
+
+
+def _json_body() -> dict[str, Any]:
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("send application/json")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise MalformedJSON("the body must be a JSON object")
+    return body
+
+
+@bp.post("/lanes/<lane_code>/open")
+def lane_manual_open(lane_code: str):
+    """Open by hand (attendant or supervisor); the reason is mandatory and audited."""
+    user = require_api_permission("operate_lanes")
+    body = _json_body()
+    lane = sites.get_lane(db(), lane_code)
+    require_site_access(user, lane.site_id)
+    result = lanes.manual_open(db(), lane, user, str(body.get("reason", "")))
+    db().commit()
+    if result.barrier_command_id is not None:
+        dispatcher().submit(result.barrier_command_id)
+    return jsonify(decision="open", reason="manual_open", decision_id=result.decision.id)
+
+
+@bp.post("/sites/<site_code>/emergency")
+def site_emergency(site_code: str):
+    """Switch evacuation mode (supervisor): every lane opens while it is on."""
+    user = require_api_permission("emergency")
+    body = _json_body()
+    if not isinstance(body.get("active"), bool):
+        raise InvalidInput("'active' (true or false) is required")
+    site = sites.get_site(db(), site_code)
+    require_site_access(user, site.id)
+    lanes.set_emergency(db(), site, body["active"], user, str(body.get("reason", "")))
+    return jsonify(site=site.code, emergency_mode=site.emergency_mode,
+                   since=site.emergency_since.isoformat() if site.emergency_since else None)

@@ -1,0 +1,104 @@
+"""The audit trail is append-only and any tampering is found by verify()."""
+import threading
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from parkinglot.records import audit
+from parkinglot.records.models import AuditEvent
+
+
+def _append_some(session, n=5):
+    for i in range(n):
+        audit.append(session, "test.event", "thing", i, {"i": i, "note": "é"})
+    session.commit()
+
+
+def test_chain_verifies(db, session):
+    _append_some(session)
+    result = audit.verify(session)
+    assert result.ok and result.checked == 5
+
+
+def test_each_event_links_to_previous(db, session):
+    _append_some(session, 3)
+    events = session.query(AuditEvent).order_by(AuditEvent.id).all()
+    assert events[0].prev_hash == audit.GENESIS_HASH
+    assert events[1].prev_hash == events[0].hash
+    assert events[2].prev_hash == events[1].hash
+
+
+def test_update_and_delete_are_refused_by_the_database(db, session):
+    _append_some(session, 2)
+    with pytest.raises(DBAPIError, match="append-only"):
+        session.execute(text("UPDATE audit_event SET data = '{}' WHERE id = 1"))
+    session.rollback()
+    with pytest.raises(DBAPIError, match="append-only"):
+        session.execute(text("DELETE FROM audit_event WHERE id = 2"))
+    session.rollback()
+
+
+@pytest.fixture
+def unguarded(db):
+    """An attacker with database access removes the append-only guard (restored afterwards)."""
+    if db.backend == "sqlite":
+        stmts = ["DROP TRIGGER audit_event_no_update", "DROP TRIGGER audit_event_no_delete"]
+    else:
+        stmts = ["DROP TRIGGER audit_event_append_only ON audit_event"]
+    with db.engine.begin() as conn:
+        for stmt in stmts:
+            conn.execute(text(stmt))
+    yield
+    if db.backend == "postgresql":  # the SQLite file is per test; the PostgreSQL database is shared
+        with db.engine.begin() as conn:
+            conn.execute(text("CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event "
+                              "FOR EACH ROW EXECUTE FUNCTION parkinglot_append_only()"))
+
+
+
+def test_tampering_is_detected_at_the_first_broken_event(db, session, unguarded):
+    """Someone with database access drops the guard and edits history: verify names the event."""
+    _append_some(session, 6)
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_event SET data = :d WHERE id = 4"), {"d": '{"i":99}'})
+    result = audit.verify(session)
+    assert not result.ok
+    assert result.first_broken_id == 4
+    assert "hash" in result.problem
+
+
+def test_deleted_event_and_truncated_tail_are_detected(db, session, unguarded):
+    _append_some(session, 6)
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_event WHERE id = 3"))
+    result = audit.verify(session)
+    session.rollback()
+    assert not result.ok and result.first_broken_id == 3
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_event WHERE id >= 3"))
+    result = audit.verify(session)
+    assert not result.ok and result.first_broken_id == 3 and "head" in result.problem
+
+
+def test_concurrent_appenders_never_fork_the_chain(db):
+    errors = []
+
+    def worker(n):
+        try:
+            for i in range(10):
+                with db.sessions() as s:
+                    audit.append(s, "race", "thing", f"{n}-{i}", {"n": n})
+                    s.commit()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with db.sessions() as s:
+        result = audit.verify(s)
+    assert result.ok and result.checked == 40

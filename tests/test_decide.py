@@ -1,0 +1,104 @@
+"""Barrier rules: every branch, and that nothing but an explicit rule opens."""
+import pytest
+
+from parkinglot.barrier import decide as d
+
+RULES = d.SiteRules(anti_passback="deny", min_confidence=0.6)
+
+
+def entry(**kw):
+    base = dict(plate="AB123", confidence=0.9)
+    base.update(kw)
+    return d.decide_entry(d.EntryFacts(**base), RULES if "rules" not in kw else kw.pop("rules"))
+
+
+def test_visitor_opens_with_ticket():
+    dec = entry()
+    assert dec.outcome == "open" and dec.open_stay and dec.issue_ticket and dec.reason == "visitor"
+
+
+def test_hotlisted_is_denied_with_alert_even_with_permit():
+    dec = entry(hotlisted=True, credential=d.Credential("permit", 1, "valid"))
+    assert dec.outcome == "deny" and dec.alert_kind == "hotlist" and not dec.open_stay
+
+
+def test_low_confidence_goes_to_attendant():
+    assert entry(confidence=0.3).outcome == "attendant"
+
+
+def test_no_plate_goes_to_attendant():
+    assert entry(plate="", confidence=0.0).reason == "no_plate_read"
+
+
+@pytest.mark.parametrize("mode,outcome", [("deny", "deny"), ("attendant", "attendant")])
+def test_anti_passback(mode, outcome):
+    dec = d.decide_entry(d.EntryFacts("AB123", 0.9, already_inside=True), d.SiteRules(anti_passback=mode))
+    assert dec.outcome == outcome and dec.reason == "already_inside" and not dec.open_stay
+
+
+def test_anti_passback_off_supersedes_the_stale_stay():
+    dec = d.decide_entry(d.EntryFacts("AB123", 0.9, already_inside=True), d.SiteRules(anti_passback="off"))
+    assert dec.outcome == "open" and dec.supersede_stay
+
+
+@pytest.mark.parametrize("status", ["expired", "suspended", "not_yet_valid", "outside_hours", "revoked"])
+def test_invalid_credentials_never_open(status):
+    dec = entry(credential=d.Credential("permit", 7, status))
+    assert dec.outcome == "attendant" and dec.reason == f"permit_{status}" and not dec.open_stay
+
+
+def test_valid_permit_and_pass_open_even_when_full():
+    assert entry(credential=d.Credential("permit", 1, "valid"), site_full=True).outcome == "open"
+    dec = entry(credential=d.Credential("visitor_pass", 2, "valid"))
+    assert dec.outcome == "open" and dec.reason == "visitor_pass_valid" and not dec.issue_ticket
+
+
+def test_full_site_denies_visitors():
+    dec = entry(site_full=True)
+    assert dec.outcome == "deny" and dec.reason == "site_full"
+
+
+def exit_(**kw):
+    base = dict(plate="AB123", confidence=0.9, match="paired", match_reason="exact_plate")
+    base.update(kw)
+    return d.decide_exit(d.ExitFacts(**base), RULES)
+
+
+def test_exit_paid_opens_and_closes():
+    dec = exit_()
+    assert dec.outcome == "open" and dec.close_stay
+
+
+def test_exit_with_fee_due_goes_to_pay_station():
+    dec = exit_(fee_due_minor=350)
+    assert dec.outcome == "deny" and dec.reason == "payment_required" and not dec.close_stay
+
+
+def test_exit_fuzzy_only_goes_to_attendant():
+    dec = exit_(match="needs_attendant", match_reason="fuzzy_match_only")
+    assert dec.outcome == "attendant" and not dec.close_stay
+
+
+@pytest.mark.parametrize("reason,kind", [("no_entry", "no_entry"), ("ticket_plate_mismatch", "ticket_mismatch"),
+                                         ("vehicle_locked", "locked_vehicle"), ("hotlisted", "hotlist")])
+def test_exit_refusals_deny_and_alert(reason, kind):
+    dec = exit_(match="refused", match_reason=reason, alert_kind=kind)
+    assert dec.outcome == "deny" and dec.alert_kind == kind and not dec.close_stay
+
+
+def test_exit_low_confidence_needs_attendant_unless_ticket_matched():
+    assert exit_(confidence=0.2).outcome == "attendant"
+    assert exit_(confidence=0.2, ticket_matched=True).outcome == "open"
+
+
+def test_emergency_opens_everything_and_still_raises_alerts():
+    rules = d.SiteRules(emergency=True)
+    assert d.decide_entry(d.EntryFacts("AB123", 0.9, hotlisted=True), rules).alert_kind == "hotlist"
+    assert d.decide_entry(d.EntryFacts("", 0.0), rules).outcome == "open"
+    dec = d.decide_exit(d.ExitFacts("AB123", 0.9, "refused", "no_entry", "no_entry"), rules)
+    assert dec.outcome == "open" and dec.alert_kind == "no_entry" and not dec.close_stay
+
+
+def test_failure_fails_closed():
+    assert d.failure("internal_error", "entry").outcome == "attendant"
+    assert d.failure("internal_error", "exit", emergency=True).outcome == "open"

@@ -1,0 +1,152 @@
+"""Faults at the lane: the controller always gets a fail-closed answer and nothing half-stored remains."""
+import http.server
+import io
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from parkinglot.barrier.dispatch import execute
+from parkinglot.barrier.drivers import DriverError
+from parkinglot.barrier.drivers.http_relay import HttpRelayDriver
+from parkinglot.records import audit, sites
+from parkinglot.records.models import Alert, BarrierCommand, Decision, Evidence, Lane, ParkingSession, PlateRead
+from parkinglot.records.types import utcnow
+
+from .factories import make_site
+from .test_api_lanes import auth, frame_event, jpeg, plate_event
+
+
+@pytest.fixture
+def lanes(db):
+    with db.sessions() as s:
+        site, entry, exit_ = make_site(s, code="HQ")
+        key = sites.create_device(s, site, "ctl").key
+        s.commit()
+    return {"entry": entry.code, "exit": exit_.code, "key": key, "entry_id": entry.id}
+
+
+def count(db, model):
+    with db.sessions() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def test_evidence_disk_unwritable_denies_and_stores_nothing(app, client, lanes, db, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the evidence folder should be")
+    app.extensions["parkinglot"].evidence.root = blocker / "evidence"
+    r = frame_event(client, lanes["entry"], lanes["key"], [jpeg()], event_id="disk-1")
+    assert r.status_code == 503
+    body = r.get_json()
+    assert body["decision"] == "deny" and body["error"]["code"] == "evidence_write_failed"
+    assert count(db, PlateRead) == 0 and count(db, Evidence) == 0 and count(db, ParkingSession) == 0
+    app.extensions["parkinglot"].evidence.root = tmp_path / "evidence-ok"  # the disk is back
+    r = frame_event(client, lanes["entry"], lanes["key"], [jpeg()], event_id="disk-1")
+    assert r.status_code == 200 and r.get_json()["decision"] == "open"
+    assert count(db, PlateRead) == 1
+
+
+class _Hanging(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        time.sleep(3)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def hanging_relay():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hanging)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/relay"
+    server.shutdown()
+
+
+def test_hanging_relay_times_out_without_delaying_the_reply(app, client, lanes, db, hanging_relay):
+    with db.sessions() as s:
+        lane = s.get(Lane, lanes["entry_id"])
+        lane.driver = "http_relay"
+        lane.driver_config = {"url": hanging_relay, "timeout_s": 0.3, "retries": 1, "backoff_s": 0.05}
+        s.commit()
+    t0 = time.perf_counter()
+    r = plate_event(client, lanes["entry"], lanes["key"], event_id="relay-1")
+    reply_s = time.perf_counter() - t0
+    assert r.status_code == 200 and r.get_json()["decision"] == "open"
+    assert reply_s < 0.3  # the reply never waits for the relay
+    app.extensions["parkinglot_dispatcher"].drain(timeout_s=10)
+    with db.sessions() as s:
+        cmd = s.scalar(select(BarrierCommand))
+        assert cmd.status == "failed"
+        assert "timed out" in cmd.error.lower() or "timeout" in cmd.error.lower()
+        assert s.scalar(select(Alert.kind)) == "driver_failure"
+        assert s.scalar(select(func.count()).select_from(Decision)) == 1  # the decision record stands
+
+
+def test_relay_driver_retries_with_backoff(hanging_relay):
+    driver = HttpRelayDriver({"url": hanging_relay, "timeout_s": 0.2, "retries": 2, "backoff_s": 0.05})
+    t0 = time.perf_counter()
+    with pytest.raises(DriverError, match="3 attempts"):
+        driver.open("L1")
+    assert 0.6 < time.perf_counter() - t0 < 2.5
+
+
+def test_skewed_controller_clocks(client, lanes, db):
+    """Entry controller 4 min fast, exit controller 1 min slow: both accepted, both times kept,
+    and the stay never ends before it began."""
+    now = utcnow()
+    r_in = plate_event(client, lanes["entry"], lanes["key"], plate="SKEW1", event_id="s-in",
+                       captured_at=(now + timedelta(minutes=4)).isoformat())
+    assert r_in.status_code == 200 and r_in.get_json()["decision"] == "open"
+    r_out = plate_event(client, lanes["exit"], lanes["key"], plate="SKEW1", event_id="s-out",
+                        captured_at=(now - timedelta(minutes=1)).isoformat())
+    assert r_out.get_json()["decision"] == "open"
+    with db.sessions() as s:
+        stay = s.get(ParkingSession, r_in.get_json()["session_id"])
+        assert stay.exited_at >= stay.entered_at
+        read = s.scalar(select(PlateRead).where(PlateRead.event_id == "s-in"))
+        assert read.captured_at - read.received_at > timedelta(minutes=3)
+
+
+def test_server_clock_jump_keeps_idempotency(client, lanes, db, monkeypatch):
+    """The server's clock jumps an hour forward between a request and its retry: the retry is
+    still recognised by its event id, not by time."""
+    first = plate_event(client, lanes["entry"], lanes["key"], plate="JUMP1", event_id="j-1").get_json()
+    import parkinglot.web.api_lanes as api_lanes
+
+    real = api_lanes.utcnow
+    monkeypatch.setattr(api_lanes, "utcnow", lambda: real() + timedelta(hours=1))
+    again = plate_event(client, lanes["entry"], lanes["key"], plate="JUMP1", event_id="j-1").get_json()
+    assert again == first
+    assert count(db, PlateRead) == 1
+
+
+def test_expired_stays_job(db, lanes, client):
+    plate_event(client, lanes["entry"], lanes["key"], plate="LONG1", event_id="l-1")
+    from parkinglot.records import stays
+    from parkinglot.records.models import Site
+
+    with db.sessions() as s:
+        site = s.scalar(select(Site).where(Site.code == "HQ"))
+        expired = stays.expire_overdue(s, site, now=utcnow() + timedelta(hours=site.max_stay_hours + 1))
+        s.commit()
+        assert len(expired) == 1
+        assert audit.verify(s).ok
+
+
+def test_decisions_are_logged_as_structured_json(client, lanes, caplog):
+    import json
+    import logging
+
+    from parkinglot.logs import JsonFormatter
+
+    with caplog.at_level(logging.INFO, logger="parkinglot.lane"):
+        plate_event(client, lanes["entry"], lanes["key"], plate="LOG1", event_id="log-1")
+    record = next(r for r in caplog.records if r.getMessage() == "lane decision")
+    line = json.loads(JsonFormatter().format(record))
+    assert line["lane"] == lanes["entry"] and line["event_id"] == "log-1" and line["decision"] == "open"
+    assert "LOG1" not in json.dumps(line)  # logs carry no plates (personal data)

@@ -1,0 +1,48 @@
+"""Region formats: look-alike correction where a pattern demands it, scoring, voting."""
+import pytest
+
+from parkinglot.lpr import formats
+
+
+def test_brazil_old_and_mercosur_are_corrected_positionwise():
+    assert formats.correct("AB01234", "br") == "ABO1234"  # the third character must be a letter
+    assert formats.correct("ABC1D2B", "br") == "ABC1D28"  # Mercosur: LLL9L99
+    assert formats.correct("A8C1234", "br") == "ABC1234"
+
+
+def test_us_generic_is_never_forced():
+    assert formats.correct("8OB1", "us") == "8OB1"
+    ranked = formats.score_candidates([("ABC1234", 0.8), ("A8C1234", 0.82)], "us")
+    assert ranked[0].text == "ABC1234"  # common serial fits, the other only the generic pattern
+
+
+def test_eu_formats():
+    assert formats.correct("AB123CD", "eu") == "AB123CD"  # France / Italy
+    assert formats.correct("1234BCD", "eu") == "1234BCD"  # Spain
+    assert formats.matches_region("BAB1234", "eu")  # Germany, written without separators
+    assert formats.correct("AB12CDE", "eu") == "AB12CDE"  # United Kingdom
+
+
+def test_fit_rejects_impossible_characters():
+    assert formats.fit("ABX1234", "@@@####") == ("ABX1234", 0)
+    assert formats.fit("ABXX234", "@@@####") is None
+    assert formats.fit("AB", "@@@") is None
+
+
+def test_scoring_prefers_confident_and_cheap_fits():
+    ranked = formats.score_candidates([("ABC1234", 0.6), ("ABC12B4", 0.61)], "br")
+    assert ranked[0].text == "ABC1234"
+    assert all(r.score <= ranked[0].score for r in ranked)
+
+
+def test_unknown_region_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown region"):
+        formats.formats_for("mars")
+
+
+def test_vote_across_frames_by_character():
+    readings = [("ABC1234", (0.9,) * 7), ("A8C1234", (0.9, 0.3, 0.9, 0.9, 0.9, 0.9, 0.9)), ("ABC1Z34", (0.9, 0.9, 0.9, 0.9, 0.2, 0.9, 0.9)),
+                ("ABC123", (0.5,) * 6)]
+    text, confs = formats.vote(readings)
+    assert text == "ABC1234" and len(confs) == 7
+    assert formats.vote([]) is None

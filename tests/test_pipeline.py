@@ -1,0 +1,123 @@
+"""The pipeline with fake stages: voting, two-line plates, no-plate results, typed input errors."""
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import pytest
+
+from parkinglot.lpr import images
+from parkinglot.lpr.pipeline import Pipeline
+
+
+@dataclass(frozen=True)
+class Cand:
+    corners: np.ndarray
+    score: float
+    crop: np.ndarray
+    lines: int = 1
+    line_crops: tuple = ()
+
+
+@dataclass(frozen=True)
+class TC:
+    text: str
+    confidence: float
+    char_confidences: tuple = ()
+
+
+@dataclass(frozen=True)
+class Rec:
+    candidates: tuple
+
+
+CORNERS = np.array([[10, 10], [110, 10], [110, 40], [10, 40]], np.float32)
+
+
+class FakeReader:
+    """Reads a crop as the text painted into its first pixel row (test convention)."""
+
+    name = "fake"
+
+    def __init__(self, table):
+        self.table = table
+        self.batches = []
+
+    def read(self, crops):
+        self.batches.append(len(crops))
+        return [self.table[int(c[0, 0])] for c in crops]
+
+
+def crop(code: int) -> np.ndarray:
+    c = np.full((64, 200), 255, np.uint8)
+    c[0, 0] = code
+    return c
+
+
+def frame(seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (72, 128, 3), dtype=np.uint8)
+
+
+def test_burst_votes_per_character_and_batches_once():
+    table = {1: Rec((TC("ABC1234", 0.9, (0.9,) * 7),)), 2: Rec((TC("A8C1234", 0.85, (0.9, 0.3) + (0.9,) * 5),)),
+             3: Rec((TC("ABC1Z34", 0.8, (0.9,) * 4 + (0.2, 0.9, 0.9)),))}
+    seq = iter([1, 2, 3])
+    reader = FakeReader(table)
+    pipe = Pipeline(locator=lambda img, top_k: [Cand(CORNERS, 1.0, crop(next(seq)))], reader=reader)
+    r = pipe.recognize([frame(0), frame(1), frame(2)], "br")
+    assert r.text == "ABC1234" and reader.batches == [3]
+    assert r.box is not None and r.timings["total_ms"] > 0 and r.alternatives
+
+
+def test_two_line_plates_are_read_line_by_line():
+    table = {5: Rec((TC("ABC", 0.9, (0.9,) * 3), TC("A8C", 0.2, (0.2,) * 3))),
+             6: Rec((TC("1234", 0.95, (0.95,) * 4),)), 7: Rec((TC("XX", 0.1, (0.1, 0.1)),))}
+    reader = FakeReader(table)
+    two = Cand(CORNERS, 1.0, crop(7), lines=2, line_crops=(crop(5), crop(6)))
+    r = Pipeline(locator=lambda img, top_k: [two], reader=reader).recognize(frame(), "br")
+    assert r.text == "ABC1234" and reader.batches == [2]
+
+
+def test_no_plate_is_a_result_with_a_reason():
+    r = Pipeline(locator=lambda img, top_k: [], reader=FakeReader({})).recognize(frame(), "us")
+    assert r.text == "" and r.reason == "no_plate_found" and not r.found
+    r = Pipeline(locator=lambda img, top_k: [Cand(CORNERS, 1.0, crop(9))],
+                 reader=FakeReader({9: Rec((TC("", 0.0),))})).recognize(frame(), "us")
+    assert r.reason == "unreadable_plate"
+
+
+def test_bad_input_raises_typed_errors():
+    pipe = Pipeline(locator=lambda img, top_k: [], reader=FakeReader({}))
+    with pytest.raises(images.EmptyImage):
+        pipe.recognize(b"")
+    with pytest.raises(images.NotAnImage):
+        pipe.recognize(b"hello world, not an image")
+    with pytest.raises(images.CorruptImage):
+        pipe.recognize(cv2.imencode(".jpg", frame())[1].tobytes()[:60])
+    with pytest.raises(images.ImageError, match="at most"):
+        pipe.recognize([frame()] * 9)
+    with pytest.raises(ValueError, match="unknown region"):
+        pipe.recognize(frame(), "mars")
+    with pytest.raises(images.NotAnImage):
+        pipe.recognize(np.zeros((10, 10), np.float32))
+
+
+def test_accepts_jpeg_png_and_arrays():
+    pipe = Pipeline(locator=lambda img, top_k: [], reader=FakeReader({}))
+    f = frame()
+    for data in (cv2.imencode(".jpg", f)[1].tobytes(), cv2.imencode(".png", f)[1].tobytes(), f, f[:, :, 0]):
+        assert pipe.recognize(data).reason == "no_plate_found"
+
+
+def test_staged_reading_stops_at_a_convincing_candidate():
+    table = {1: Rec((TC("ABC1234", 0.95, (0.95,) * 7),)), 2: Rec((TC("XYZ9876", 0.9, (0.9,) * 7),)),
+             3: Rec((TC("Q", 0.1, (0.1,)),))}
+    reader = FakeReader(table)
+    cands = [Cand(CORNERS, 1.0, crop(1)), Cand(CORNERS, 0.5, crop(2)), Cand(CORNERS, 0.4, crop(3))]
+    r = Pipeline(locator=lambda img, top_k: cands, reader=reader).recognize(frame(), "br")
+    assert r.text == "ABC1234" and reader.batches == [1]
+
+    reader = FakeReader(table)
+    unsure = [Cand(CORNERS, 1.0, crop(3)), Cand(CORNERS, 0.5, crop(2)), Cand(CORNERS, 0.4, crop(1))]
+    r = Pipeline(locator=lambda img, top_k: unsure, reader=reader).recognize(frame(), "br")
+    assert reader.batches == [1, 2]  # the rest is read, in one batch, when the best is unconvincing
+    assert r.text == "ABC1234"

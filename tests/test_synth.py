@@ -1,0 +1,60 @@
+"""Synthetic plate generator: valid images and labels, with or without installed fonts."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from parkinglot.lpr import synth
+
+LABEL = re.compile(r"[A-Z0-9]{1,10}")
+FALLBACK = synth.font_choices([])   # Pillow default + Hershey: no installed font needed
+
+
+@pytest.mark.parametrize("region", synth.REGIONS)
+def test_random_texts_follow_region_patterns(region: str) -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        layout, label, reg = synth.random_plate_text(rng, region)
+        assert reg == region
+        assert LABEL.fullmatch(label)
+        assert label == "".join(c for c in layout if c.isalnum())
+        assert 2 <= len(label) <= 8
+
+
+def test_br_texts_are_old_or_mercosur() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        _, label, _ = synth.random_plate_text(rng, "br")
+        assert re.fullmatch(r"[A-Z]{3}[0-9][A-Z0-9][0-9]{2}", label)
+
+
+def test_fallback_fonts_exist_without_installed_fonts() -> None:
+    assert FALLBACK
+    assert {kind for kind, _ in FALLBACK} >= {"hershey"}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_render_gives_grayscale_crop_and_label(seed: int) -> None:
+    s = synth.render_plate(np.random.default_rng(seed), None, FALLBACK)
+    assert s.image.dtype == np.uint8 and s.image.ndim == 2
+    assert s.image.shape[0] >= 6 and s.image.shape[1] >= 8
+    assert s.image.std() > 3          # something is drawn
+    assert LABEL.fullmatch(s.text)
+    assert s.region in synth.REGIONS
+
+
+def test_generation_is_deterministic_per_seed_and_index() -> None:
+    a = synth.generate(3, seed=7, fonts=FALLBACK)
+    b = synth.generate(3, seed=7, fonts=FALLBACK)
+    assert [x.text for x in a] == [x.text for x in b]
+    assert all(np.array_equal(x.image, y.image) for x, y in zip(a, b))
+    c = synth.generate_range(7, 1, 3, fonts=[])
+    assert [x.text for x in c] == [x.text for x in a[1:]]
+
+
+def test_installed_fonts_render_too() -> None:
+    fonts = synth.font_choices()     # installed fonts, or the fallback on a bare machine
+    s = synth.render_plate(np.random.default_rng(3), "eu", fonts)
+    assert LABEL.fullmatch(s.text) and s.image.dtype == np.uint8

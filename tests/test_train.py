@@ -1,0 +1,111 @@
+"""Training pipeline: data split, initialisation, and a tiny resumable run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from parkinglot.lpr import ocr, train
+
+
+def test_split_is_deterministic_and_by_file_name_only() -> None:
+    names = [f"img{i:04d}.jpg" for i in range(600)]
+    splits = [train.split_of(n) for n in names]
+    assert set(splits) == {"train", "val"}
+    assert 0.25 < splits.count("val") / len(names) < 0.42
+    assert train.split_of("/a/b/img0001.jpg") == train.split_of("img0001.jpg") == splits[1]
+
+
+def test_cut_box_without_jitter_is_the_box() -> None:
+    img = np.arange(100 * 200, dtype=np.uint32).reshape(100, 200).astype(np.uint8)
+    crop = train.cut_box(img, (30, 20, 50, 25), None)
+    assert crop.shape == (25, 50)
+    assert np.array_equal(crop, img[20:45, 30:80])
+
+
+@pytest.mark.ocr
+def test_init_keeps_english_g2_rows_for_the_plate_alphabet() -> None:
+    import torch
+
+    model = train.init_from_english_g2()
+    sd = ocr.load_state_dict(ocr.english_g2_path())
+    chars = ocr.english_g2_characters()
+    w = model.state_dict()["Prediction.weight"]
+    assert tuple(w.shape) == (len(ocr.CHARSET) + 1, 256)
+    assert torch.equal(w[0], sd["Prediction.weight"][0])
+    assert torch.equal(w[ocr.CHARSET.index("K") + 1], sd["Prediction.weight"][chars.index("K") + 1])
+
+
+@pytest.mark.ocr
+@pytest.mark.slow
+def test_tiny_run_checkpoints_resumes_and_writes_loadable_weights(tmp_path: Path) -> None:
+    work, out = tmp_path / "work", tmp_path / "plate.pth"
+    common = ["--no-real", "--synth", "72", "--batch", "4", "--workdir", str(work), "--out", str(out),
+              "--eval-every", "1", "--ckpt-every", "1", "--workers", "1", "--quiet", "--warmup", "1",
+              "--head-steps", "2"]
+    assert train.main(["--steps", "2", *common]) == 0
+    for stage in ("head", "full"):
+        assert (work / stage / "checkpoint.pt").is_file() and (work / stage / "best.pth").is_file()
+    assert out.is_file()
+    assert list(work.glob("synth-*.npz")) and list(work.glob("feat-synth-*.npz"))   # caches
+    assert train.main(["--steps", "3", *common]) == 0            # stage 1 done, stage 2 resumes at 2
+    import json
+
+    import torch
+
+    ck = torch.load(work / "full" / "checkpoint.pt", weights_only=False)
+    assert ck["state"]["step"] == 3
+    assert [h["step"] for h in ck["state"]["history"]] == [0, 1, 2, 3]
+    report = json.loads((work / "report.json").read_text())
+    assert report["selected"]["stage"] in ("head", "full") and report["val_files"] == []
+    reader = ocr.load_tuned(out, quantize=False)
+    assert len(reader.read([np.full((40, 160), 200, np.uint8)])) == 1
+
+
+def test_edit_distance() -> None:
+    assert train.edit_distance("", "") == 0
+    assert train.edit_distance("ABC", "ABC") == 0
+    assert train.edit_distance("ABC", "AXC") == 1
+    assert train.edit_distance("ABC", "ABCD") == 1
+    assert train.edit_distance("KITTEN", "SITTING") == 3
+
+
+def test_located_crops_match_the_locator_and_augment() -> None:
+    """Locator crops of a synthetic frame: the band re-cut from the stored region is the
+    locator's own crop, and jittered re-cuts are plausible plate bands."""
+    from .lpr_synth_frames import make_frame
+
+    rng = np.random.default_rng(5)
+    items = []
+    for seed in range(6):
+        fr = make_frame(seed, lines=1)
+        items += train._located(f"f{seed}.jpg", "plates/xx", fr.text, fr.image, tuple(float(v) for v in fr.box))
+    assert len({it.name for it in items}) >= 4
+    for it in items:
+        again = train.warp_band(it.image, it.quad, it.edges)
+        assert again.shape == it.crop.shape
+        assert np.abs(again.astype(float) - it.crop).mean() < 4.0
+        view = train.augment_located(it, rng)
+        assert view.dtype == np.uint8 and view.ndim == 2 and view.shape[1] > view.shape[0]
+    best = train.located_views(items, best_only=True)
+    assert len(best) == len({it.name for it in items})
+    assert all(b.rank == min(i.rank for i in items if i.name == b.name) for b in best)
+
+
+def test_selection_score_averages_the_validation_sets() -> None:
+    kinds = ["crop", "crop", "box", "jitter", "loc"]
+    fs = train.FeatureSet(np.zeros((256, 5), np.float16), np.ones(5, int), ["A", "B", "C", "D", "E"])
+
+    class Fake:
+        pass
+
+    preds = ["A", "X", "C", "X", "E"]   # crops 1/2, label views 1/2, located 1/1
+    orig = train.greedy_from_features
+    train.greedy_from_features = lambda model, fs: preds
+    try:
+        m = train.evaluate(Fake(), fs, kinds)
+    finally:
+        train.greedy_from_features = orig
+    assert m["set:crops"] == 0.5 and m["set:label"] == 0.5 and m["set:located"] == 1.0
+    assert m["all"] == 0.6 and abs(m["score"] - 2 / 3) < 1e-3
