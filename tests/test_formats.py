@@ -16,6 +16,14 @@ def test_us_generic_is_never_forced():
     assert ranked[0].text == "ABC1234"  # common serial fits, the other only the generic pattern
 
 
+def test_all_letter_words_rank_below_plates_but_stay_readable():
+    """A state name or slogan read as confidently as the plate must not win; a lone
+    all-letter reading (a vanity plate) is still returned."""
+    ranked = formats.score_candidates([("OREGON", 0.9), ("7XK412", 0.85)], "us")
+    assert ranked[0].text == "7XK412"
+    assert formats.score_candidates([("VANITY", 0.9)], "us")[0].text == "VANITY"
+
+
 def test_eu_formats():
     assert formats.correct("AB123CD", "eu") == "AB123CD"  # France / Italy
     assert formats.correct("1234BCD", "eu") == "1234BCD"  # Spain

@@ -109,6 +109,9 @@ class Scored:
 SWAP_PENALTY = 0.08
 FIT_BONUS = {True: 0.15, False: 0.05}
 NO_FIT_PENALTY = 0.35
+# Issued plates almost always carry a digit; an all-letter reading is far likelier to be
+# a state name, a slogan or a dealer frame than a vanity plate. Penalised, never refused.
+NO_DIGIT_PENALTY = 0.25
 
 
 def score_candidates(candidates: Iterable[tuple[str, float]], region: str, *, keep: int = 5) -> list[Scored]:
@@ -136,6 +139,8 @@ def score_candidates(candidates: Iterable[tuple[str, float]], region: str, *, ke
         if not options:
             options.append(Scored(text, conf - NO_FIT_PENALTY, conf, None, 0))
         top = max(options, key=lambda s: s.score)
+        if not any(ch.isdigit() for ch in top.text):
+            top = Scored(top.text, top.score - NO_DIGIT_PENALTY, top.confidence, top.format, top.swaps)
         if top.text not in best or best[top.text].score < top.score:
             best[top.text] = top
     return sorted(best.values(), key=lambda s: -s.score)[:keep]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, render_template
+from flask import Flask, current_app, g, render_template
 from flask_login import current_user
 from werkzeug.exceptions import Forbidden
 
@@ -37,6 +37,10 @@ def render_error(status: int, message: str):
     g._console_error = True
     if status >= 500:
         g._console_bare = True  # no nav counts or banners: they need the database
+        if "_login_user" not in g:
+            # Flask-Login's template context loads the user eagerly, from the database that
+            # may be what failed; an error page is rendered as for a visitor instead.
+            g._login_user = current_app.login_manager.anonymous_user()
     else:
         try:
             current_user.is_authenticated  # noqa: B018 - loads the user; fails if the database is down
