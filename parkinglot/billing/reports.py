@@ -188,73 +188,82 @@ def _in_range(p: Period) -> Any:
     return and_(Payment.site_id == p.site.id, Payment.created_at >= p.start, Payment.created_at < p.end)
 
 
-def _by_time(session: Session, p: Period, unit: str) -> tuple[Row, ...]:
-    cuts = buckets(p, unit)
-    found: dict[date, Totals] = {}
-    if session.get_bind().dialect.name == "postgresql":
-        local = func.timezone(p.site.timezone, Payment.created_at)
-        stmt = (select(func.date_trunc(unit, local).label("bucket"), *_measures())
-                .where(_in_range(p)).group_by(literal_column("bucket")))
-        for bucket, *measures in session.execute(stmt):
-            found[bucket.date()] = _totals(measures)
-    else:
-        zone = p.zone
-        bounds = values(column("idx", Integer), column("lo", UTCDateTime()), column("hi", UTCDateTime()),
-                        name="bounds").data([(i, local_midnight(b.first, zone),
-                                              local_midnight(b.last + timedelta(days=1), zone))
-                                             for i, b in enumerate(cuts)]).cte("bounds")
-        stmt = (select(bounds.c.idx, *_measures()).select_from(bounds)
-                .join(Payment, and_(Payment.site_id == p.site.id, Payment.created_at >= bounds.c.lo,
-                                    Payment.created_at < bounds.c.hi))
-                .group_by(bounds.c.idx))
-        for idx, *measures in session.execute(stmt):
-            found[cuts[idx].key] = _totals(measures)
-    return tuple(Row(b.key.isoformat(), b.key.isoformat(), found.get(b.key, Totals()), b.first, b.last)
-                 for b in cuts)
+def _split_key(key: str) -> Any:
+    """The SQL value a split groups on.
 
-
-def _by_method(session: Session, p: Period) -> tuple[Row, ...]:
-    stmt = select(Payment.method, *_measures()).where(_in_range(p)).group_by(Payment.method).order_by(Payment.method)
-    return tuple(Row(m, METHOD_LABELS.get(m, m), _totals(rest)) for m, *rest in session.execute(stmt))
-
-
-def _by_lane(session: Session, p: Period) -> tuple[Row, ...]:
-    """The lane that took the money, else the lane the stay left by (pay-station payments, refunds).
-
-    The stay is looked up only for rows without a lane (COALESCE evaluates lazily), so the
-    common case stays an index range scan instead of a join against every stay.
+    Lane: the lane that took the money, else the lane the stay left by (pay-station
+    payments, refunds). The stay is looked up only for rows without a lane (COALESCE
+    evaluates lazily), so the common case stays an index range scan instead of a join
+    against every stay.
     """
+    if key == "method":
+        return Payment.method
+    if key == "tariff":
+        return Payment.tariff_version_id
     exit_lane = (select(ParkingSession.exit_lane_id).where(ParkingSession.id == Payment.session_id)
                  .correlate(Payment).scalar_subquery())
-    rows = (select(func.coalesce(Payment.lane_id, exit_lane).label("lane_ref"), Payment.kind, Payment.amount_minor)
-            .where(_in_range(p)).subquery("p"))
-    stmt = select(rows.c.lane_ref, *_measures(rows.c.kind, rows.c.amount_minor)).group_by(rows.c.lane_ref)
-    grouped = [(lid, _totals(rest)) for lid, *rest in session.execute(stmt)]
-    ids = [lid for lid, _ in grouped if lid is not None]
-    lanes = {lid: (code, name) for lid, code, name in
-             session.execute(select(Lane.id, Lane.code, Lane.name).where(Lane.id.in_(ids)))} if ids else {}
-    rows = [Row(lanes[lid][0], lanes[lid][1], t) if lid is not None else Row(None, "No lane", t)
-            for lid, t in grouped]
+    return func.coalesce(Payment.lane_id, exit_lane)
+
+
+def _scan(session: Session, p: Period, unit: Optional[str], keys: Sequence[str]
+          ) -> list[tuple[Optional[date], tuple[Any, ...], Totals]]:
+    """One pass over the range's payments, grouped by time bucket (``unit``) and split ``keys``.
+
+    A report with a time grouping and two splits used to scan the range three times; the
+    grouped rows are few (buckets x methods x lanes), so the splits are folded in Python.
+    """
+    labels = [f"k_{k}" for k in keys]
+    key_cols = [_split_key(k).label(lbl) for k, lbl in zip(keys, labels)]
+    group_keys = [literal_column(lbl) for lbl in labels]
+    out: list[tuple[Optional[date], tuple[Any, ...], Totals]] = []
+    if unit is None:
+        stmt = select(*key_cols, *_measures()).where(_in_range(p)).group_by(*group_keys)
+        for row in session.execute(stmt):
+            out.append((None, tuple(row[:len(keys)]), _totals(row[len(keys):])))
+        return out
+    cuts = buckets(p, unit)
+    if session.get_bind().dialect.name == "postgresql":
+        local = func.timezone(p.site.timezone, Payment.created_at)
+        stmt = (select(func.date_trunc(unit, local).label("bucket"), *key_cols, *_measures())
+                .where(_in_range(p)).group_by(literal_column("bucket"), *group_keys))
+        for bucket, *rest in session.execute(stmt):
+            out.append((bucket.date(), tuple(rest[:len(keys)]), _totals(rest[len(keys):])))
+        return out
+    zone = p.zone
+    bounds = values(column("idx", Integer), column("lo", UTCDateTime()), column("hi", UTCDateTime()),
+                    name="bounds").data([(i, local_midnight(b.first, zone),
+                                          local_midnight(b.last + timedelta(days=1), zone))
+                                         for i, b in enumerate(cuts)]).cte("bounds")
+    stmt = (select(bounds.c.idx, *key_cols, *_measures()).select_from(bounds)
+            .join(Payment, and_(Payment.site_id == p.site.id, Payment.created_at >= bounds.c.lo,
+                                Payment.created_at < bounds.c.hi))
+            .group_by(bounds.c.idx, *group_keys))
+    for idx, *rest in session.execute(stmt):
+        out.append((cuts[idx].key, tuple(rest[:len(keys)]), _totals(rest[len(keys):])))
+    return out
+
+
+def _time_rows(p: Period, unit: str, found: dict[date, Totals]) -> tuple[Row, ...]:
+    return tuple(Row(b.key.isoformat(), b.key.isoformat(), found.get(b.key, Totals()), b.first, b.last)
+                 for b in buckets(p, unit))
+
+
+def _split_rows(session: Session, key: str, grouped: dict[Any, Totals]) -> tuple[Row, ...]:
+    """Rows of one split, labelled (lane code and name, tariff code and version, method)."""
+    if key == "method":
+        return tuple(Row(m, METHOD_LABELS.get(m, m), t) for m, t in sorted(grouped.items(), key=lambda mt: mt[0]))
+    ids = [i for i in grouped if i is not None]
+    if key == "lane":
+        names = {lid: (code, name) for lid, code, name in
+                 session.execute(select(Lane.id, Lane.code, Lane.name).where(Lane.id.in_(ids)))} if ids else {}
+        missing = "No lane"
+    else:
+        names = {vid: (f"{code} v{version}", name) for vid, code, version, name in session.execute(
+            select(TariffVersion.id, TariffVersion.code, TariffVersion.version, TariffVersion.name)
+            .where(TariffVersion.id.in_(ids)))} if ids else {}
+        missing = "No tariff"
+    rows = [Row(names[i][0], names[i][1], t) if i is not None else Row(None, missing, t) for i, t in grouped.items()]
     return tuple(sorted(rows, key=lambda r: (r.group is None, r.group or "")))
-
-
-def _by_tariff(session: Session, p: Period) -> tuple[Row, ...]:
-    stmt = (select(Payment.tariff_version_id, *_measures()).where(_in_range(p))
-            .group_by(Payment.tariff_version_id))
-    grouped = [(vid, _totals(rest)) for vid, *rest in session.execute(stmt)]
-    ids = [vid for vid, _ in grouped if vid is not None]
-    names = {vid: (f"{code} v{version}", name) for vid, code, version, name in session.execute(
-        select(TariffVersion.id, TariffVersion.code, TariffVersion.version, TariffVersion.name)
-        .where(TariffVersion.id.in_(ids)))} if ids else {}
-    rows = [Row(names[vid][0], names[vid][1], t) if vid is not None else Row(None, "No tariff", t)
-            for vid, t in grouped]
-    return tuple(sorted(rows, key=lambda r: (r.group is None, r.group or "")))
-
-
-def _grouped(session: Session, p: Period, group_by: str) -> tuple[Row, ...]:
-    if group_by in TIME_GROUPINGS:
-        return _by_time(session, p, group_by)
-    return {"method": _by_method, "lane": _by_lane, "tariff": _by_tariff}[group_by](session, p)
 
 
 def _sum(rows: Iterable[Row]) -> Totals:
@@ -275,9 +284,18 @@ def revenue(session: Session, site: Site, first: date, last: date, *, group_by: 
         raise InvalidInput(f"unknown split(s) {bad}; use {', '.join(SPLITS)}")
     p = period(site, first, last, max_days=max_days)
     _no_jit(session)
-    rows = _grouped(session, p, group_by)
-    return Revenue(p, group_by, rows, _sum(rows),
-                   {s: rows if s == group_by else _grouped(session, p, s) for s in splits})
+    unit = group_by if group_by in TIME_GROUPINGS else None
+    keys = list(dict.fromkeys(([] if unit else [group_by]) + list(splits)))
+    by_time: dict[date, Totals] = {}
+    by_key: dict[str, dict[Any, Totals]] = {k: {} for k in keys}
+    for bucket, values_, totals in _scan(session, p, unit, keys):
+        if bucket is not None:
+            by_time[bucket] = by_time.get(bucket, Totals()) + totals
+        for key, value in zip(keys, values_):
+            by_key[key][value] = by_key[key].get(value, Totals()) + totals
+    split_rows = {k: _split_rows(session, k, by_key[k]) for k in keys}
+    rows = _time_rows(p, unit, by_time) if unit else split_rows[group_by]
+    return Revenue(p, group_by, rows, _sum(rows), {k: split_rows[k] for k in splits})
 
 
 # --- reconciliation ---------------------------------------------------------------------------
