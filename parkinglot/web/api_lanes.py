@@ -218,7 +218,9 @@ def lane_event(lane_code: str):
             raise ParkingError("this lane is disabled")
         site = read_db().get(Site, lane.site_id)
         req = parse_event_request(received)
-        if req.event_id:
+        if req.event_id and req.frames:
+            # a retried frame event must not pay for recognition again; a plate-string event
+            # skips this query: its replay is found by the unique (lane, event_id) index
             prior = events.replay(read_db(), lane.id, req.event_id)
             if prior is not None:
                 return jsonify(prior.reply.to_json())
