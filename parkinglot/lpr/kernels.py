@@ -1,8 +1,9 @@
 """Numba kernels for plate localisation: per-pixel preprocessing, arrays in, arrays out.
 
-Each private ``_kernel`` is ``@njit(cache=True)`` and trusts its input. The public
-wrapper next to it validates dtype, ndim and shape (raising ``ValueError``), makes
-the input C-contiguous, then calls the kernel. Every kernel reproduces an OpenCV
+Each private ``_kernel`` is ``@njit(cache=True, nogil=True)`` (a web worker's other
+threads keep running while one is in a kernel) and trusts its input. The public wrapper
+next to it validates dtype, ndim and shape (raising ``ValueError``), makes the input
+C-contiguous, then calls the kernel. Every kernel reproduces an OpenCV
 function bit for bit (or as stated in its docstring) so that it can be tested
 against it and so the locator behaves the same whichever backend produced a map.
 
@@ -65,7 +66,7 @@ def _check_ksize(ksize: tuple[int, int]) -> tuple[int, int]:
 # with signed ``k`` turns a vectorised loop into a scalar one (measured ~20x slower).
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _to_gray(bgr):
     # OpenCV's fixed-point BT.601 weights (15-bit), so results are identical to cvtColor.
     h, w, _ = bgr.shape
@@ -93,7 +94,7 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- integral images
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _integral_into(gray, out):
     # Column sums first (a vectorised add per row), then one prefix chain per row over
     # them: ~10% faster than a row chain over the bytes followed by adding the row above.
@@ -114,7 +115,7 @@ def _integral_into(gray, out):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _integral_sq(gray):
     h, w = gray.shape
     out = np.empty((h + 1, w + 1), np.float64)
@@ -156,7 +157,7 @@ def integral_sq(gray: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- local mean / thresholds
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _hsum_row(row, r, buf, out, sq):
     # Running horizontal window sum (width 2r+1) with replicated border; of the
     # squared values when ``sq`` (Sauvola's variance).
@@ -189,7 +190,7 @@ def _hsum_row(row, r, buf, out, sq):
         dst[x] = s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _box_rows(gray, r, y, ring, buf, acc, sq=False):
     # Advance the vertical window to row y: returns nothing, updates acc in place.
     h, w = gray.shape
@@ -215,7 +216,7 @@ def _box_rows(gray, r, y, ring, buf, acc, sq=False):
         acc[x] += a[x] - b[x]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _box_mean(gray, r):
     h, w = gray.shape
     k2 = 2 * r + 2
@@ -233,7 +234,7 @@ def _box_mean(gray, r):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _adaptive_both(gray, r, c_dark, c_light, want_dark, want_light):
     # dark : 255 where src <= mean - c_dark   (cv2 THRESH_BINARY_INV, C = c_dark)
     # light: 255 where src >  mean + c_light  (cv2 THRESH_BINARY,     C = -c_light)
@@ -317,7 +318,7 @@ def adaptive_threshold_both(gray: np.ndarray, block_size: int, c: int) -> tuple[
     return _adaptive_both(g, b // 2, c, c, True, True)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sauvola(gray, r, k, rng, inverse):
     # Window sums of v and v^2 come from the same running-sum machinery as the mean
     # threshold (replicated border), so no full-size int64/float64 tables are written.
@@ -365,7 +366,7 @@ def sauvola_threshold(gray: np.ndarray, window: int, *, k: float = 0.2, r: float
 # ----------------------------------------------------------------------------- Sobel x
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _reflect101(i, n):
     if n == 1:
         return 0
@@ -376,7 +377,7 @@ def _reflect101(i, n):
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sobel_x(gray, mode, thr):
     # 3x3 Sobel d/dx: [1 2 1]^T vertical smoothing then [-1 0 1], BORDER_REFLECT_101.
     # mode 0: int16 gradient; 1: |gradient| saturated to uint8; 2: 255 where |g| >= thr.
@@ -448,7 +449,7 @@ _HVHG_MIN = 64
 _STRIP = 512
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ext(dst, a, b, is_max):
     # dst[i] = max/min(a[i], b[i]) over len(dst); a, b, dst are same-length views.
     n = dst.shape[0]
@@ -464,7 +465,7 @@ def _ext(dst, a, b, is_max):
             dst[i] = p if p < q else q
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _hpass(src, k, anchor, is_max):
     h, w = src.shape
     out = np.empty((h, w), np.uint8)
@@ -532,7 +533,7 @@ def _hpass(src, k, anchor, is_max):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _vpass_small(src, k, anchor, is_max):
     # k <= 5: the direct extreme of k rows costs k - 1 fused vector operations per
     # pixel with no block bookkeeping, measured faster than van Herk at these sizes.
@@ -557,7 +558,7 @@ def _vpass_small(src, k, anchor, is_max):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ext3(dst, a, b, c, is_max):
     n = dst.shape[0]
     if is_max:
@@ -576,7 +577,7 @@ def _ext3(dst, a, b, c, is_max):
             dst[i] = p if p < r else r
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _vpass(src, k, anchor, is_max):
     h, w = src.shape
     if k <= 5:
@@ -633,7 +634,7 @@ def _vpass(src, k, anchor, is_max):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _morph(src, kw, kh, is_max):
     tmp = _hpass(src, kw, kw // 2, is_max) if kw > 1 else src.copy()
     if kh == 1:
@@ -641,12 +642,12 @@ def _morph(src, kw, kh, is_max):
     return _vpass(tmp, kh, kh // 2, is_max)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _close(src, kw, kh):
     return _morph(_morph(src, kw, kh, True), kw, kh, False)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _open(src, kw, kh):
     return _morph(_morph(src, kw, kh, False), kw, kh, True)
 
@@ -687,7 +688,7 @@ def open_(image: np.ndarray, ksize: tuple[int, int]) -> np.ndarray:
 # for everything else, so noisy threshold maps with many small blobs stay cheap.
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _find(parent, i):
     root = i
     while parent[root] != root:
@@ -699,7 +700,7 @@ def _find(parent, i):
     return root
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cc(binary, connectivity, want_labels):
     h, w = binary.shape
     cap = h * ((w + 1) // 2) + 1
@@ -848,7 +849,7 @@ def connected_components(binary: np.ndarray, connectivity: int = 8, *,
 # ----------------------------------------------------------------------------- character rows
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _link_rows(boxes, max_ratio, max_dy, max_gap):
     # boxes sorted by x0. Each box links to its best right-hand neighbour of similar
     # height on the same line within reach; linked boxes share a root (union-find).

@@ -233,7 +233,7 @@ def char_confidences(probs: np.ndarray, labels: Sequence[int]) -> tuple[float, .
     return tuple(float(v) for v in _viterbi_peaks(np.ascontiguousarray(probs, np.float32), lab))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _viterbi_peaks(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Best CTC alignment of ``labels`` (Viterbi over the blank-extended label sequence) and,
     for each label, the highest probability it has on that alignment."""

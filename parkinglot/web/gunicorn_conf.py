@@ -14,7 +14,12 @@ threads = int(os.environ.get("PARKINGLOT_THREADS", "4"))
 preload_app = False
 timeout = 60
 graceful_timeout = 20
-keepalive = 5
+# No keep-alive by default: a kept-alive connection stays with the worker that accepted
+# it, and under load all the lane controllers' connections ended up on one worker (one
+# core at 100 %, the other idle; measured with 4 persistent clients). Closing after each
+# reply lets every request go to whichever worker is free. On a LAN a new connection
+# costs well under a millisecond.
+keepalive = int(os.environ.get("PARKINGLOT_KEEPALIVE", "0"))
 max_requests = 0
 accesslog = "-"
 errorlog = "-"
