@@ -10,30 +10,28 @@ from .test_console import as_role, world  # noqa: F401  (fixtures)
 
 @pytest.fixture
 def outage(app):
-    """Every new database connection fails, as while PostgreSQL restarts; lifted on exit."""
-    engines = {id(e): e for e in (app.extensions["parkinglot"].engine,
-                                  getattr(app.extensions["parkinglot"], "read_engine", None)) if e is not None}
+    """Every new database connection fails, as while PostgreSQL restarts; lifted on exit.
+
+    The read-only sessions use a view of the same engine, so they share its pool."""
+    engine = app.extensions["parkinglot"].engine
     state = {"down": False}
 
     def refuse(dialect, *_args, **_kwargs):
         if state["down"]:  # what the driver itself raises when the server refuses connections
             raise dialect.loaded_dbapi.OperationalError("connection refused: the database is restarting")
 
-    for engine in engines.values():
-        event.listen(engine, "do_connect", refuse)
+    event.listen(engine, "do_connect", refuse)
 
     def down() -> None:
         state["down"] = True
-        for engine in engines.values():
-            engine.dispose()  # the pooled connections died with the server
+        engine.dispose()  # the pooled connections died with the server
 
     def up() -> None:
         state["down"] = False
 
     yield down, up
     up()
-    for engine in engines.values():
-        event.remove(engine, "do_connect", refuse)
+    event.remove(engine, "do_connect", refuse)
 
 
 @pytest.mark.parametrize("path", ["/dashboard", "/stays", "/alerts", "/lanes", "/live.json"])

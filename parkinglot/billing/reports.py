@@ -24,7 +24,7 @@ import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, and_, case, column, func, literal_column, select, text, union_all, values
@@ -205,9 +205,10 @@ def _split_key(key: str) -> Any:
     return func.coalesce(Payment.lane_id, exit_lane)
 
 
-def _scan(session: Session, p: Period, unit: Optional[str], keys: Sequence[str]
+def _scan(session: Session, p: Period, unit: Optional[str], cuts: Sequence[Bucket], keys: Sequence[str]
           ) -> list[tuple[Optional[date], tuple[Any, ...], Totals]]:
-    """One pass over the range's payments, grouped by time bucket (``unit``) and split ``keys``.
+    """One pass over the range's payments, grouped by time bucket (``unit``, cut as ``cuts``;
+    or none) and split ``keys``: (bucket key, key values, totals) per group.
 
     A report with a time grouping and two splits used to scan the range three times; the
     grouped rows are few (buckets x methods x lanes), so the splits are folded in Python.
@@ -215,37 +216,32 @@ def _scan(session: Session, p: Period, unit: Optional[str], keys: Sequence[str]
     labels = [f"k_{k}" for k in keys]
     key_cols = [_split_key(k).label(lbl) for k, lbl in zip(keys, labels)]
     group_keys = [literal_column(lbl) for lbl in labels]
-    out: list[tuple[Optional[date], tuple[Any, ...], Totals]] = []
     if unit is None:
-        stmt = select(*key_cols, *_measures()).where(_in_range(p)).group_by(*group_keys)
-        for row in session.execute(stmt):
-            out.append((None, tuple(row[:len(keys)]), _totals(row[len(keys):])))
-        return out
-    cuts = buckets(p, unit)
-    if session.get_bind().dialect.name == "postgresql":
-        local = func.timezone(p.site.timezone, Payment.created_at)
-        stmt = (select(func.date_trunc(unit, local).label("bucket"), *key_cols, *_measures())
-                .where(_in_range(p)).group_by(literal_column("bucket"), *group_keys))
-        for bucket, *rest in session.execute(stmt):
-            out.append((bucket.date(), tuple(rest[:len(keys)]), _totals(rest[len(keys):])))
-        return out
-    zone = p.zone
-    bounds = values(column("idx", Integer), column("lo", UTCDateTime()), column("hi", UTCDateTime()),
-                    name="bounds").data([(i, local_midnight(b.first, zone),
-                                          local_midnight(b.last + timedelta(days=1), zone))
-                                         for i, b in enumerate(cuts)]).cte("bounds")
-    stmt = (select(bounds.c.idx, *key_cols, *_measures()).select_from(bounds)
-            .join(Payment, and_(Payment.site_id == p.site.id, Payment.created_at >= bounds.c.lo,
-                                Payment.created_at < bounds.c.hi))
-            .group_by(bounds.c.idx, *group_keys))
-    for idx, *rest in session.execute(stmt):
-        out.append((cuts[idx].key, tuple(rest[:len(keys)]), _totals(rest[len(keys):])))
-    return out
+        stmt = select(literal_column("NULL"), *key_cols, *_measures()).where(_in_range(p)).group_by(*group_keys)
+        bucket_of: Callable[[Any], Optional[date]] = lambda _: None  # noqa: E731
+    elif session.get_bind().dialect.name == "postgresql":
+        local = func.date_trunc(unit, func.timezone(p.site.timezone, Payment.created_at)).label("bucket")
+        stmt = (select(local, *key_cols, *_measures()).where(_in_range(p))
+                .group_by(literal_column("bucket"), *group_keys))
+        bucket_of = lambda b: b.date()  # noqa: E731
+    else:
+        zone = p.zone
+        bounds = values(column("idx", Integer), column("lo", UTCDateTime()), column("hi", UTCDateTime()),
+                        name="bounds").data([(i, local_midnight(b.first, zone),
+                                              local_midnight(b.last + timedelta(days=1), zone))
+                                             for i, b in enumerate(cuts)]).cte("bounds")
+        stmt = (select(bounds.c.idx, *key_cols, *_measures()).select_from(bounds)
+                .join(Payment, and_(Payment.site_id == p.site.id, Payment.created_at >= bounds.c.lo,
+                                    Payment.created_at < bounds.c.hi))
+                .group_by(bounds.c.idx, *group_keys))
+        bucket_of = lambda idx: cuts[idx].key  # noqa: E731
+    n = len(keys)
+    return [(bucket_of(b), tuple(rest[:n]), _totals(rest[n:])) for b, *rest in session.execute(stmt)]
 
 
-def _time_rows(p: Period, unit: str, found: dict[date, Totals]) -> tuple[Row, ...]:
+def _time_rows(cuts: Sequence[Bucket], found: dict[date, Totals]) -> tuple[Row, ...]:
     return tuple(Row(b.key.isoformat(), b.key.isoformat(), found.get(b.key, Totals()), b.first, b.last)
-                 for b in buckets(p, unit))
+                 for b in cuts)
 
 
 def _split_rows(session: Session, key: str, grouped: dict[Any, Totals]) -> tuple[Row, ...]:
@@ -288,13 +284,14 @@ def revenue(session: Session, site: Site, first: date, last: date, *, group_by: 
     keys = list(dict.fromkeys(([] if unit else [group_by]) + list(splits)))
     by_time: dict[date, Totals] = {}
     by_key: dict[str, dict[Any, Totals]] = {k: {} for k in keys}
-    for bucket, values_, totals in _scan(session, p, unit, keys):
+    cuts = buckets(p, unit) if unit else []
+    for bucket, values_, totals in _scan(session, p, unit, cuts, keys):
         if bucket is not None:
             by_time[bucket] = by_time.get(bucket, Totals()) + totals
         for key, value in zip(keys, values_):
             by_key[key][value] = by_key[key].get(value, Totals()) + totals
     split_rows = {k: _split_rows(session, k, by_key[k]) for k in keys}
-    rows = _time_rows(p, unit, by_time) if unit else split_rows[group_by]
+    rows = _time_rows(cuts, by_time) if unit else split_rows[group_by]
     return Revenue(p, group_by, rows, _sum(rows), {k: split_rows[k] for k in splits})
 
 

@@ -32,20 +32,25 @@ HINTS = {
 }
 
 
+def _render_as_visitor() -> None:
+    """No nav and no user on this page: Flask-Login's template context loads the user
+    eagerly, from the database that may be what failed."""
+    g._console_bare = True
+    g._login_user = current_app.login_manager.anonymous_user()
+
+
 def render_error(status: int, message: str):
     """The console's error page; never touches the database if the error may be the database's."""
     g._console_error = True
     if status >= 500:
         g._console_bare = True  # no nav counts or banners: they need the database
         if "_login_user" not in g:
-            # Flask-Login's template context loads the user eagerly, from the database that
-            # may be what failed; an error page is rendered as for a visitor instead.
-            g._login_user = current_app.login_manager.anonymous_user()
+            _render_as_visitor()
     else:
         try:
             current_user.is_authenticated  # noqa: B018 - loads the user; fails if the database is down
         except Exception:  # noqa: BLE001
-            g._console_bare = True
+            _render_as_visitor()
     if status == 403 and message == Forbidden.description:  # a bare abort(403) from a role check
         message = "Your role may not use this page."
     if status == 400 and "CSRF" in (message or ""):
