@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Engine, insert, text
 
 from parkinglot import plates
-from parkinglot.records import sites
+from parkinglot.records import revenue_rollup, sites
 from parkinglot.records.models import ParkingSession, Payment, PlateKey, User
 
 LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
@@ -113,6 +113,8 @@ def build(engine: Engine, factory, *, stays: int, payments: int = 0, seed: int =
             session.commit()
         _bulk(engine, Payment, ["id", "site_id", "session_id", "kind", "method", "amount_minor", "currency",
                                 "reference", "lane_id", "reason", "user_id", "created_at"], pay_rows())
+        with engine.begin() as conn:  # bulk rows bypass the services: sum them into the daily roll-up once
+            revenue_rollup.rebuild(conn, site_id)
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             for table in ("parking_session", "payment"):

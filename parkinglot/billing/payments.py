@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from ..records import audit
 from ..records.errors import Conflict, InvalidInput, NotFound
 from ..records.models import PAYMENT_METHODS, ParkingSession, Payment, Site
+from ..records import revenue_rollup
 
 MAX_REFERENCE = 64
 
@@ -59,11 +61,14 @@ def _existing(session: Session, site_id: int, reference: str) -> Optional[Paymen
     return session.scalar(select(Payment).where(Payment.site_id == site_id, Payment.reference == reference))
 
 
-def _insert(session: Session, payment: Payment) -> Recorded:
+def _insert(session: Session, payment: Payment, site: Site, stay: Optional[ParkingSession]) -> Recorded:
+    """Write a movement and count it in the daily revenue roll-up, both or neither."""
     try:
         with session.begin_nested():
             session.add(payment)
             session.flush()
+            revenue_rollup.add_payment(session, payment, ZoneInfo(site.timezone),
+                                       stay.exit_lane_id if stay is not None else None)
     except IntegrityError:
         existing = _existing(session, payment.site_id, payment.reference)
         if existing is None:
@@ -104,7 +109,7 @@ def record_payment(
         tariff_version_id=stay.tariff_version_id if stay else None, user_id=user_id, device_id=device_id,
         paid_until=paid_until, **({"created_at": at} if at else {}),
     )
-    result = _insert(session, payment)
+    result = _insert(session, payment, site, stay)
     if result.created:
         audit.append(session, "payment.recorded", "payment", payment.id,
                      {"amount_minor": amount_minor, "currency": site.currency, "method": method,
@@ -146,7 +151,7 @@ def refund(
         currency=site.currency, reference=reference, tariff_version_id=stay.tariff_version_id,
         user_id=user_id, dispute_id=dispute_id, reason=reason.strip(),
     )
-    result = _insert(session, payment)
+    result = _insert(session, payment, site, stay)
     if result.created:
         audit.append(session, "payment.refunded", "payment", payment.id,
                      {"amount_minor": -amount_minor, "currency": site.currency, "reason": reason,
@@ -182,7 +187,7 @@ def adjust(
         currency=site.currency, reference=reference, tariff_version_id=stay.tariff_version_id,
         user_id=user_id, dispute_id=dispute_id, reason=reason.strip(),
     )
-    result = _insert(session, payment)
+    result = _insert(session, payment, site, stay)
     if result.created:
         audit.append(session, "payment.adjusted", "payment", payment.id,
                      {"amount_minor": amount_minor, "reason": reason, "session_id": stay.id, "dispute_id": dispute_id},

@@ -6,10 +6,10 @@ months of the *site's* calendar: the range ``first..last`` (inclusive local date
 becomes the UTC interval ``[start, end)`` between two local midnights, so a 23 h
 or 25 h DST day holds exactly its own payments.
 
-- PostgreSQL buckets with ``date_trunc(unit, timezone(site_tz, created_at))``.
-- SQLite has no time zones: the UTC bounds of every local period are computed
-  here with zoneinfo and joined as a small ``VALUES`` table, one index range scan
-  on ``payment(site_id, created_at)`` per period.
+Revenue reads the daily roll-up ``revenue_day`` (payments summed per local day,
+kind, method, lane and tariff; ``revenue_rollup.py`` keeps it in step and checks it),
+and folds the days into weeks or months here. Reconciliation and occupancy read the
+stays of the range.
 
 Amounts are signed as stored in ``payment``: takings > 0, refunds < 0, adjustments
 positive for a credit given to a driver (a waived fee), negative for an extra
@@ -21,18 +21,18 @@ import sqlite3
 
 import csv
 import io
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, and_, case, column, func, literal_column, select, text, union_all, values
+from sqlalchemy import and_, case, func, literal_column, select, text, union_all
 from sqlalchemy.orm import Session
 
 from ..records.errors import InvalidInput
-from ..records.models import Lane, ParkingSession, Payment, Site, TariffVersion
-from ..records.types import UTCDateTime
+from ..records.models import Lane, ParkingSession, Payment, RevenueDay, Site, TariffVersion
 from .tariff_model import currency_exponent
 
 GROUPINGS = ("day", "week", "month", "lane", "method", "tariff")
@@ -188,55 +188,35 @@ def _in_range(p: Period) -> Any:
     return and_(Payment.site_id == p.site.id, Payment.created_at >= p.start, Payment.created_at < p.end)
 
 
-def _split_key(key: str) -> Any:
-    """The SQL value a split groups on.
-
-    Lane: the lane that took the money, else the lane the stay left by (pay-station
-    payments, refunds). The stay is looked up only for rows without a lane (COALESCE
-    evaluates lazily), so the common case stays an index range scan instead of a join
-    against every stay.
-    """
-    if key == "method":
-        return Payment.method
-    if key == "tariff":
-        return Payment.tariff_version_id
-    exit_lane = (select(ParkingSession.exit_lane_id).where(ParkingSession.id == Payment.session_id)
-                 .correlate(Payment).scalar_subquery())
-    return func.coalesce(Payment.lane_id, exit_lane)
+_ROLLUP_KEYS = {"method": RevenueDay.method, "lane": RevenueDay.lane_key, "tariff": RevenueDay.tariff_key}
 
 
-def _scan(session: Session, p: Period, unit: Optional[str], cuts: Sequence[Bucket], keys: Sequence[str]
+def _scan(session: Session, p: Period, cuts: Sequence[Bucket], keys: Sequence[str]
           ) -> list[tuple[Optional[date], tuple[Any, ...], Totals]]:
-    """One pass over the range's payments, grouped by time bucket (``unit``, cut as ``cuts``;
-    or none) and split ``keys``: (bucket key, key values, totals) per group.
+    """The range's money per time bucket (``cuts``; none: one bucket) and split ``keys``:
+    (bucket key, key values, totals) per group, from the daily roll-up.
 
-    A report with a time grouping and two splits used to scan the range three times; the
-    grouped rows are few (buckets x methods x lanes), so the splits are folded in Python.
+    The roll-up (``records/revenue_rollup.py``) holds the sums per local day, kind, method, lane
+    and tariff, so a year reads a few thousand rows rather than every payment; buckets
+    and splits are folded here. Lane and tariff 0 mean none.
     """
-    labels = [f"k_{k}" for k in keys]
-    key_cols = [_split_key(k).label(lbl) for k, lbl in zip(keys, labels)]
-    group_keys = [literal_column(lbl) for lbl in labels]
-    if unit is None:
-        stmt = select(literal_column("NULL"), *key_cols, *_measures()).where(_in_range(p)).group_by(*group_keys)
-        bucket_of: Callable[[Any], Optional[date]] = lambda _: None  # noqa: E731
-    elif session.get_bind().dialect.name == "postgresql":
-        local = func.date_trunc(unit, func.timezone(p.site.timezone, Payment.created_at)).label("bucket")
-        stmt = (select(local, *key_cols, *_measures()).where(_in_range(p))
-                .group_by(literal_column("bucket"), *group_keys))
-        bucket_of = lambda b: b.date()  # noqa: E731
-    else:
-        zone = p.zone
-        bounds = values(column("idx", Integer), column("lo", UTCDateTime()), column("hi", UTCDateTime()),
-                        name="bounds").data([(i, local_midnight(b.first, zone),
-                                              local_midnight(b.last + timedelta(days=1), zone))
-                                             for i, b in enumerate(cuts)]).cte("bounds")
-        stmt = (select(bounds.c.idx, *key_cols, *_measures()).select_from(bounds)
-                .join(Payment, and_(Payment.site_id == p.site.id, Payment.created_at >= bounds.c.lo,
-                                    Payment.created_at < bounds.c.hi))
-                .group_by(bounds.c.idx, *group_keys))
-        bucket_of = lambda idx: cuts[idx].key  # noqa: E731
-    n = len(keys)
-    return [(bucket_of(b), tuple(rest[:n]), _totals(rest[n:])) for b, *rest in session.execute(stmt)]
+    r = RevenueDay
+    key_cols = [_ROLLUP_KEYS[k] for k in keys]
+    stmt = (select(r.day, r.kind, *key_cols, func.sum(r.movements), func.sum(r.amount_minor))
+            .where(r.site_id == p.site.id, r.day >= p.first, r.day <= p.last)
+            .group_by(r.day, r.kind, *key_cols))
+    starts = [b.first for b in cuts]
+    slot = {"payment": 0, "refund": 2, "adjustment": 4}
+    grouped: dict[tuple[Optional[date], tuple[Any, ...]], list[int]] = {}
+    for day, kind, *rest in session.execute(stmt):
+        if not rest[-2]:
+            continue   # a no-lane row whose payments all moved to an exit lane
+        values_ = tuple((v or None) if k != "method" else v for k, v in zip(keys, rest))
+        bucket = cuts[bisect_right(starts, day) - 1].key if cuts else None
+        sums = grouped.setdefault((bucket, values_), [0] * 6)
+        sums[slot[kind]] += int(rest[-2])
+        sums[slot[kind] + 1] += int(rest[-1])
+    return [(bucket, values_, Totals(*sums)) for (bucket, values_), sums in grouped.items()]
 
 
 def _time_rows(cuts: Sequence[Bucket], found: dict[date, Totals]) -> tuple[Row, ...]:
@@ -285,7 +265,7 @@ def revenue(session: Session, site: Site, first: date, last: date, *, group_by: 
     by_time: dict[date, Totals] = {}
     by_key: dict[str, dict[Any, Totals]] = {k: {} for k in keys}
     cuts = buckets(p, unit) if unit else []
-    for bucket, values_, totals in _scan(session, p, unit, cuts, keys):
+    for bucket, values_, totals in _scan(session, p, cuts, keys):
         if bucket is not None:
             by_time[bucket] = by_time.get(bucket, Totals()) + totals
         for key, value in zip(keys, values_):

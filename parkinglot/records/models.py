@@ -554,6 +554,28 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class RevenueDay(Base):
+    """Payments summed per site, local day, kind, method, lane and tariff: the revenue reports' source.
+
+    Derived from ``payment`` and kept in step with it in the same transaction
+    (``records/revenue_rollup.py``), so a year's report reads a few thousand rows
+    instead of every payment. ``lane_key`` is the lane a payment is credited to
+    (its own lane, else the lane its stay left by, moved there when the stay exits);
+    ``lane_key`` and ``tariff_key`` are 0 for none, so they can be part of the key.
+    ``parkinglot reports verify-rollup`` checks it against the payments, ``--rebuild`` rebuilds it.
+    """
+
+    __tablename__ = "revenue_day"
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    method: Mapped[str] = mapped_column(String(16), primary_key=True)
+    lane_key: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tariff_key: Mapped[int] = mapped_column(Integer, primary_key=True)
+    movements: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Dispute(Base):
     __tablename__ = "dispute"
     __table_args__ = (

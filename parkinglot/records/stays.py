@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import alerts, audit, lookup
+from . import alerts, audit, lookup, revenue_rollup
 from .errors import Conflict
 from .models import ParkingSession, Site
 from .types import utcnow
@@ -129,6 +129,8 @@ def close_stay(
     for name, value in (("status", status), ("exited_at", exited_at), ("exit_lane_id", exit_lane_id),
                         ("exit_read_id", exit_read_id), ("fee_minor", fee_minor), ("closed_reason", reason)):
         set_committed_value(stay, name, value)
+    # payments taken without a lane (pay station, refunds) are credited to the lane it left by
+    revenue_rollup.stay_exited(session, stay.site_id, stay.id, exit_lane_id)
     audit.append(
         session, f"stay.{status}", "stay", stay.id,
         {"plate": stay.plate, "exited_at": exited_at, "lane_id": exit_lane_id, "read_id": exit_read_id,
