@@ -109,3 +109,23 @@ def test_selection_score_averages_the_validation_sets() -> None:
         train.greedy_from_features = orig
     assert m["set:crops"] == 0.5 and m["set:label"] == 0.5 and m["set:located"] == 1.0
     assert m["all"] == 0.6 and abs(m["score"] - 2 / 3) < 1e-3
+
+
+@pytest.mark.ocr
+@pytest.mark.slow
+def test_a_continued_round_skips_stage_one_and_starts_from_the_given_weights(tmp_path: Path) -> None:
+    import json
+
+    first, work, out = tmp_path / "first.pth", tmp_path / "work", tmp_path / "plate.pth"
+    train.save_weights(train.init_from_english_g2(), first)
+    assert train.main(["--no-real", "--synth", "72", "--batch", "4", "--workdir", str(work), "--out", str(out),
+                       "--eval-every", "1", "--ckpt-every", "1", "--workers", "1", "--quiet", "--warmup", "1",
+                       "--init", str(first), "--steps", "1"]) == 0
+    assert not (work / "head").exists() and not list(work.glob("feat-*.npz"))   # no stage 1, no feature cache
+    report = json.loads((work / "report.json").read_text())
+    assert report["init"] == str(first) and report["stage1"]["steps"] == 0
+    history = report["stage2"]["history"]
+    assert [h["step"] for h in history] == [0, 1]
+    # step 0 is the given weights, scored before any training: a round never ships worse than its start
+    assert report["selected"]["stage"] == "full" and report["stage2"]["best_val"] >= history[0]["score"]
+    assert ocr.load_tuned(out, quantize=False) is not None

@@ -615,6 +615,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=2, help="processes rendering the synthetic pool")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads; 1 is ~10x faster than 2 for these small LSTM ops on a busy 2-core box")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="skip stage 1 and run stage 2 from these weights (e.g. models/plate_g2.pth, to "
+                         "continue an earlier round); the locator crops are filtered with this model")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     return ap.parse_args(argv)
@@ -751,60 +754,64 @@ def main(argv: Sequence[str] | None = None) -> int:
         kinds = ["synth"] * k
         train_idx = one_line[:-k]
 
-    # --- stage 1: frozen CNN, cached features, train BiLSTMs + classifier
-    model = init_from_english_g2()
-    tag = f"{args.seed}-{args.synth}-f{FROZEN}"
-    synth_all = _cached(args.workdir / f"feat-synth-{tag}.npz",
-                        lambda: backbone_features(model, s_images, "synthetic features", args.quiet))
-    synth_fs = FeatureSet(np.concatenate([synth_all.get(i) for i in train_idx], axis=1),
-                          synth_all.widths[train_idx], [s_texts[i] for i in train_idx])
-    del synth_all
-    val_fs = backbone_features(model, v_images, "validation features", args.quiet)
-    val_fs.texts = v_texts
-    real_fs = None
-    if train_real:
-        def build_real() -> FeatureSet:
-            imgs, texts = [], []
-            for i, r in enumerate(train_real):
-                rng = np.random.default_rng([args.seed, 7, i])
-                for v in range(args.real_views):
-                    raw = (r.image if r.box is None else cut_box(r.image, r.box, None)) if v == 0 \
-                        else augment_real(r, rng)
-                    imgs.append(ocr.normalize_crop(raw))
-                    texts.append(r.text)
-            fs = backbone_features(model, imgs, "real features", args.quiet)
-            fs.texts = texts
-            return fs
-        digest = hashlib.sha256("\n".join(f"{r.source}/{r.name}:{r.text}" for r in train_real).encode()).hexdigest()[:10]
-        real_fs = _cached(args.workdir / f"feat-real-{tag}-v{args.real_views}-{digest}.npz", build_real)
-    _log(f"cached features: {len(synth_fs)} synthetic, {len(real_fs) if real_fs else 0} real views, "
-         f"{len(val_fs)} validation views")
     n_real = int(round(args.batch * args.real_frac)) if train_real else 0
+    if args.init is None:
+        # --- stage 1: frozen CNN, cached features, train BiLSTMs + classifier
+        model = init_from_english_g2()
+        tag = f"{args.seed}-{args.synth}-f{FROZEN}"
+        synth_all = _cached(args.workdir / f"feat-synth-{tag}.npz",
+                            lambda: backbone_features(model, s_images, "synthetic features", args.quiet))
+        synth_fs = FeatureSet(np.concatenate([synth_all.get(i) for i in train_idx], axis=1),
+                              synth_all.widths[train_idx], [s_texts[i] for i in train_idx])
+        del synth_all
+        val_fs = backbone_features(model, v_images, "validation features", args.quiet)
+        val_fs.texts = v_texts
+        real_fs = None
+        if train_real:
+            def build_real() -> FeatureSet:
+                imgs, texts = [], []
+                for i, r in enumerate(train_real):
+                    rng = np.random.default_rng([args.seed, 7, i])
+                    for v in range(args.real_views):
+                        raw = (r.image if r.box is None else cut_box(r.image, r.box, None)) if v == 0 \
+                            else augment_real(r, rng)
+                        imgs.append(ocr.normalize_crop(raw))
+                        texts.append(r.text)
+                fs = backbone_features(model, imgs, "real features", args.quiet)
+                fs.texts = texts
+                return fs
+            digest = hashlib.sha256("\n".join(f"{r.source}/{r.name}:{r.text}" for r in train_real).encode()).hexdigest()[:10]
+            real_fs = _cached(args.workdir / f"feat-real-{tag}-v{args.real_views}-{digest}.npz", build_real)
+        _log(f"cached features: {len(synth_fs)} synthetic, {len(real_fs) if real_fs else 0} real views, "
+             f"{len(val_fs)} validation views")
 
-    for p in model.parameters():
-        p.requires_grad_(False)
-    head_params = [*model.SequenceModeling.parameters(), *model.Prediction.parameters()]
-    for p in head_params:
-        p.requires_grad_(True)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        head_params = [*model.SequenceModeling.parameters(), *model.Prediction.parameters()]
+        for p in head_params:
+            p.requires_grad_(True)
 
-    def head_step(rng: np.random.Generator) -> float:
-        idx_s = rng.integers(0, len(synth_fs), args.batch - n_real)
-        feats = [synth_fs.get(i) for i in idx_s]
-        texts = [synth_fs.texts[i] for i in idx_s]
-        if n_real:
-            idx_r = rng.integers(0, len(real_fs), n_real)
-            feats += [real_fs.get(i) for i in idx_r]
-            texts += [real_fs.texts[i] for i in idx_r]
-        return train_step(model, feats, texts)
+        def head_step(rng: np.random.Generator) -> float:
+            idx_s = rng.integers(0, len(synth_fs), args.batch - n_real)
+            feats = [synth_fs.get(i) for i in idx_s]
+            texts = [synth_fs.texts[i] for i in idx_s]
+            if n_real:
+                idx_r = rng.integers(0, len(real_fs), n_real)
+                feats += [real_fs.get(i) for i in idx_r]
+                texts += [real_fs.texts[i] for i in idx_r]
+            return train_step(model, feats, texts)
 
-    model.eval()   # no dropout anywhere; BatchNorm keeps english_g2 statistics
-    s1 = run_stage("head", model, head_params, args.head_steps, args.lr, args, head_step,
-                   lambda: evaluate(model, val_fs, kinds))
-    del synth_fs, real_fs
+        model.eval()   # no dropout anywhere; BatchNorm keeps english_g2 statistics
+        s1 = run_stage("head", model, head_params, args.head_steps, args.lr, args, head_step,
+                       lambda: evaluate(model, val_fs, kinds))
+        del synth_fs, real_fs
+
+    else:   # a continued round: stage 1 is the earlier round's business
+        s1 = {"best": -1.0, "best_step": -1, "history": []}
 
     # --- stage 2: the whole network (bar the first conv layers) from the best stage-1 weights
     model = ocr.build_network()
-    model.load_state_dict(ocr.load_state_dict(args.workdir / "head" / "best.pth"))
+    model.load_state_dict(ocr.load_state_dict(args.init or args.workdir / "head" / "best.pth"))
     model.eval()
     convs = [m for m in model.FeatureExtraction.ConvNet if isinstance(m, torch.nn.Conv2d)]
     for conv in convs[:args.freeze_convs]:
@@ -846,7 +853,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     shutil.copyfile(args.workdir / best_stage / "best.pth", args.out)
     report = {
         "seed": args.seed, "batch": args.batch, "real_frac": args.real_frac,
-        "stage1": {"steps": args.head_steps, "lr": args.lr, "trained": "BiLSTMs + classifier (CNN frozen)",
+        "init": str(args.init) if args.init else None,
+        "stage1": {"steps": 0 if args.init else args.head_steps, "lr": args.lr, "trained": "BiLSTMs + classifier (CNN frozen)",
                    "best_step": s1["best_step"], "best_val": s1["best"], "history": s1["history"]},
         "stage2": {"steps": args.steps, "lr": args.full_lr, "frozen_convs": args.freeze_convs,
                    "best_step": s2["best_step"], "best_val": s2["best"], "history": s2["history"]},
