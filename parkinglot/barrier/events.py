@@ -7,12 +7,12 @@ replies, so a lane is never told ``open`` without a stored record behind it.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,8 @@ from .. import plates
 from ..billing import fees
 from ..records import alerts, audit, evidence, lookup, matching, permits, reads, stays, vehicles
 from ..records.evidence import EvidenceStore
-from ..records.models import Alert, BarrierCommand, Decision as DecisionRow, Lane, ParkingSession, PlateRead, Site, Zone
+from ..records.models import Alert, BarrierCommand, Decision as DecisionRow, Lane, ParkingSession, Site, Zone
+from ..records.reads import StoredRead
 from ..records.sites import currency_exponent
 from ..records.types import utcnow
 from . import decide
@@ -83,9 +84,13 @@ class Reply:
     candidates: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # the fields are plain values: a shallow dict is what asdict() built, without its deep copy
+        data = {name: getattr(self, name) for name in _REPLY_FIELDS}
         data["candidates"] = list(self.candidates)
         return data
+
+
+_REPLY_FIELDS = tuple(f.name for f in fields(Reply))
 
 
 @dataclass(frozen=True)
@@ -102,12 +107,15 @@ def money(amount_minor: Optional[int], currency: str) -> Optional[str]:
     return str((Decimal(amount_minor) / (Decimal(10) ** exp)).quantize(Decimal(1).scaleb(-exp)))
 
 
+_DECISION_OF_READ = select(DecisionRow).where(DecisionRow.read_id == bindparam("read_id"))  # built once
+
+
 def replay(session: Session, lane_id: int, event_id: str) -> Optional[Outcome]:
     """The stored reply for a retried event id, if the event was recorded."""
     read = reads.find_by_event(session, lane_id, event_id)
     if read is None:
         return None
-    row = session.scalar(select(DecisionRow).where(DecisionRow.read_id == read.id))
+    row = session.scalar(_DECISION_OF_READ, {"read_id": read.id})
     if row is None:  # pragma: no cover - read and decision are committed together
         return None
     stored = {**row.response, "decision_id": row.id, "candidates": tuple(row.response.get("candidates", ()))}
@@ -182,22 +190,22 @@ def process(session: Session, store: EvidenceStore, ev: LaneEvent, *, check_repl
 
     original = reads.find_recent_duplicate(session, lane, r.plate, ev.received_at, site.duplicate_window_s)
     if original is not None:
-        orig_decision = session.scalar(select(DecisionRow).where(DecisionRow.read_id == original.id))
+        orig_decision = session.scalar(_DECISION_OF_READ, {"read_id": original.id})
         if orig_decision is not None and orig_decision.outcome == "open":
-            read = reads.store_read(session, read_input, duplicate_of=original, savepoint=False)
+            read = reads.insert_read(session, read_input, duplicate_of_id=original.id)
             return _record(session, site, lane, read, ev, decide.Decision("open", orig_decision.reason,
                            orig_decision.message), session_id=orig_decision.session_id,
                            fee_due_minor=orig_decision.fee_due_minor, actor="duplicate",
                            ticket=orig_decision.response.get("ticket"))
 
-    read = reads.store_read(session, read_input, savepoint=False)
+    read = reads.insert_read(session, read_input)
     rules = _site_rules(site)
     if lane.direction == "entry":
         return _entry(session, site, lane, read, ev, rules, at)
     return _exit(session, site, lane, read, ev, rules, at)
 
 
-def _entry(session: Session, site: Site, lane: Lane, read: PlateRead, ev: LaneEvent, rules: decide.SiteRules,
+def _entry(session: Session, site: Site, lane: Lane, read: StoredRead, ev: LaneEvent, rules: decide.SiteRules,
            at: datetime) -> Outcome:
     plate = read.plate
     inside = lookup.open_stay_for(session, site.id, plate) if plate else None
@@ -237,7 +245,7 @@ def _entry(session: Session, site: Site, lane: Lane, read: PlateRead, ev: LaneEv
                    ticket=ticket)
 
 
-def _exit(session: Session, site: Site, lane: Lane, read: PlateRead, ev: LaneEvent, rules: decide.SiteRules,
+def _exit(session: Session, site: Site, lane: Lane, read: StoredRead, ev: LaneEvent, rules: decide.SiteRules,
           at: datetime) -> Outcome:
     alternatives = [c["text"] for c in read.candidates if c.get("text")]
     m = matching.match_exit(session, site.id, read.plate, ticket=ev.ticket, alternatives=alternatives)
@@ -262,7 +270,11 @@ def _exit(session: Session, site: Site, lane: Lane, read: PlateRead, ev: LaneEve
                    candidates=tuple(c.plate for c in m.candidates))
 
 
-def _record(session: Session, site: Site, lane: Lane, read: PlateRead, ev: LaneEvent, d: decide.Decision, *,
+# Built once: one decision per lane event, inserted without the unit of work's overhead.
+_INSERT_DECISION = insert(DecisionRow.__table__).returning(DecisionRow.__table__.c.id)
+
+
+def _record(session: Session, site: Site, lane: Lane, read: StoredRead, ev: LaneEvent, d: decide.Decision, *,
             session_id: Optional[int], fee_due_minor: Optional[int] = None, actor: str = "rule",
             ticket: Optional[str] = None, candidates: tuple[str, ...] = ()) -> Outcome:
     if d.alert_kind:
@@ -277,19 +289,19 @@ def _record(session: Session, site: Site, lane: Lane, read: PlateRead, ev: LaneE
                   session_id=session_id, fee_due=money(fee_due_minor, site.currency), currency=site.currency,
                   message_for_display=d.message, event_id=ev.event_id, read_id=read.id, ticket=ticket,
                   candidates=candidates)
-    row = DecisionRow(read_id=read.id, site_id=site.id, lane_id=lane.id, outcome=d.outcome, reason=d.reason,
-                      message=d.message, session_id=session_id, fee_due_minor=fee_due_minor, actor=actor,
-                      response=reply.to_json())
-    session.add(row)
-    session.flush()
-    reply = Reply(**{**reply.__dict__, "decision_id": row.id})
+    session.flush()  # a plain INSERT doesn't autoflush: rows it points to (alert, stay) go first
+    decision_id = session.execute(_INSERT_DECISION, dict(
+        read_id=read.id, site_id=site.id, lane_id=lane.id, outcome=d.outcome, reason=d.reason, message=d.message,
+        session_id=session_id, fee_due_minor=fee_due_minor, actor=actor, user_id=None, shift_id=None,
+        response=reply.to_json())).scalar_one()
+    reply = Reply(**{**reply.__dict__, "decision_id": decision_id})
     command_id = None
     if d.opens and site.barrier_mode in ("push", "both"):
-        cmd = BarrierCommand(lane_id=lane.id, decision_id=row.id, command="open", status="pending")
+        cmd = BarrierCommand(lane_id=lane.id, decision_id=decision_id, command="open", status="pending")
         session.add(cmd)
         session.flush()
         command_id = cmd.id
-    audit.append(session, "lane.decision", "decision", row.id,
+    audit.append(session, "lane.decision", "decision", decision_id,
                  {"lane": lane.code, "event_id": ev.event_id, "read_id": read.id, "plate": read.plate,
                   "outcome": d.outcome, "reason": d.reason, "session_id": session_id, "actor": actor,
                   "fee_due_minor": fee_due_minor},

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from ..records.models import ParkingSession, Payment, Permit, Site, SiteHoliday, TariffVersion
@@ -39,17 +39,22 @@ def current_tariff(session: Session, site: Site, at: datetime) -> Optional[Tarif
     """The newest version of the site's default tariff in force at ``at``."""
     if not site.default_tariff_code:
         return None
-    return session.scalar(
-        select(TariffVersion)
-        .where(TariffVersion.site_id == site.id, TariffVersion.code == site.default_tariff_code,
-               TariffVersion.effective_from <= at)
-        .order_by(TariffVersion.version.desc())
-        .limit(1)
-    )
+    return session.scalar(_TARIFF_IN_FORCE, {"site_id": site.id, "code": site.default_tariff_code, "at": at})
 
 
 def holidays(session: Session, site_id: int) -> frozenset[date]:
-    return frozenset(session.scalars(select(SiteHoliday.day).where(SiteHoliday.site_id == site_id)))
+    return frozenset(session.scalars(_HOLIDAYS, {"site_id": site_id}))
+
+
+# Built once: every entry asks for the tariff, every exit with a fee for the holidays.
+_TARIFF_IN_FORCE = (
+    select(TariffVersion)
+    .where(TariffVersion.site_id == bindparam("site_id"), TariffVersion.code == bindparam("code"),
+           TariffVersion.effective_from <= bindparam("at"))
+    .order_by(TariffVersion.version.desc())
+    .limit(1)
+)
+_HOLIDAYS = select(SiteHoliday.day).where(SiteHoliday.site_id == bindparam("site_id"))
 
 
 @dataclass(frozen=True)
@@ -58,12 +63,16 @@ class Payments:
     paid_until: Optional[datetime]  # from the last payment that settled a quote in full
 
 
+# Built once (every exit asks), on the table: a plain statement skips the ORM's compile step.
+_pay = Payment.__table__
+_last_until = (select(_pay.c.paid_until).where(_pay.c.session_id == bindparam("stay_id"), _pay.c.kind == "payment")
+               .order_by(_pay.c.id.desc()).limit(1).scalar_subquery())
+_PAYMENTS_OF = (select(func.coalesce(func.sum(_pay.c.amount_minor), 0), _last_until)
+                .where(_pay.c.session_id == bindparam("stay_id")))
+
+
 def payments_of(session: Session, stay_id: int) -> Payments:
-    last_until = (select(Payment.paid_until).where(Payment.session_id == stay_id, Payment.kind == "payment")
-                  .order_by(Payment.id.desc()).limit(1).scalar_subquery())
-    total, until = session.execute(
-        select(func.coalesce(func.sum(Payment.amount_minor), 0), last_until).where(Payment.session_id == stay_id)
-    ).one()
+    total, until = session.execute(_PAYMENTS_OF, {"stay_id": stay_id}).one()
     return Payments(int(total or 0), until)
 
 

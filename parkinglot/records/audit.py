@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from .models import AuditEvent, AuditHead
@@ -163,15 +163,43 @@ def append(
     return event
 
 
+# Built once: this runs at every commit that audits something (every lane event).
+_head = AuditHead.__table__
+_events = AuditEvent.__table__
+_LOCK_HEAD = select(_head.c.last_id, _head.c.last_hash).where(_head.c.id == 1).with_for_update()
+_INSERT_EVENTS = insert(_events)
+_MOVE_HEAD = (update(_head).where(_head.c.id == 1)
+              .values(last_id=bindparam("new_last_id"), last_hash=bindparam("new_last_hash")))
+_APPEND_AND_MOVE: dict[int, Any] = {}  # PostgreSQL: rows in the batch -> one statement
+
+
+def _append_and_move(n: int) -> Any:
+    """``WITH appended AS (INSERT n events) UPDATE audit_head ...``: one round trip on PostgreSQL.
+
+    Written as text: SQLAlchemy compiles a multi-row VALUES anew at every execution
+    (it cannot cache it), which costs more than the round trip it saves.
+    """
+    stmt = _APPEND_AND_MOVE.get(n)
+    if stmt is None:
+        names = [c.name for c in _events.c]
+        values = ", ".join("(" + ", ".join(f":ev{i}_{name}" for name in names) + ")" for i in range(n))
+        stmt = text(f"WITH appended AS (INSERT INTO {_events.name} ({', '.join(names)}) VALUES {values}) "
+                    f"UPDATE {_head.name} SET last_id = :new_last_id, last_hash = :new_last_hash WHERE id = 1")
+        stmt = _APPEND_AND_MOVE[n] = stmt.bindparams(
+            *[bindparam(f"ev{i}_{c.name}", type_=c.type) for i in range(n) for c in _events.c],
+            bindparam("new_last_id", type_=_head.c.last_id.type),
+            bindparam("new_last_hash", type_=_head.c.last_hash.type))
+    return stmt
+
+
 def write_pending(session: Session) -> int:
     """Chain and insert the queued events (called before every commit). Returns how many."""
     pending: list[PendingEvent] = session.info.pop(_PENDING, [])
     if not pending:
         return 0
-    head = session.execute(
-        select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
-    ).one()
-    last_id, last_hash = head.last_id, head.last_hash
+    session.flush()  # other rows first: the head's lock is held only for the statements below
+    conn = session.connection()
+    last_id, last_hash = conn.execute(_LOCK_HEAD).one()
     rows = []
     for ev in pending:
         last_id += 1
@@ -180,9 +208,13 @@ def write_pending(session: Session) -> int:
                       prev_hash=last_hash)
         last_hash = event_hash(**fields)
         rows.append({**fields, "hash": last_hash})
-    # render_nulls: rows with and without an actor id go in one INSERT instead of one per key set
-    session.execute(insert(AuditEvent).execution_options(render_nulls=True), rows)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=last_id, last_hash=last_hash))
+    head = {"new_last_id": last_id, "new_last_hash": last_hash}
+    if conn.dialect.name == "postgresql" and len(rows) <= 8:  # the usual transaction: a lane event's few events
+        params = {f"ev{i}_{k}": v for i, row in enumerate(rows) for k, v in row.items()}
+        conn.execute(_append_and_move(len(rows)), {**params, **head})
+    else:
+        conn.execute(_INSERT_EVENTS, rows)  # every row has every key: one INSERT (executemany for several)
+        conn.execute(_MOVE_HEAD, head)
     return len(rows)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -28,8 +28,13 @@ def register_plate(session: Session, site_id: int, plate: str) -> None:
     if not plate:
         return
     rows = [{"site_id": site_id, "key": k, "plate": plate} for k in sorted(plates.index_keys(plate))]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(PlateKey).values(rows).on_conflict_do_nothing())
+    dialect = session.get_bind().dialect.name
+    session.execute(_ADD_KEYS_PG if dialect == "postgresql" else _ADD_KEYS_SQLITE, rows)
+
+
+# built once: every new stay registers its plate (one executemany)
+_ADD_KEYS_PG = pg_insert(PlateKey.__table__).on_conflict_do_nothing()
+_ADD_KEYS_SQLITE = sqlite_insert(PlateKey.__table__).on_conflict_do_nothing()
 
 
 def _check_plate(text: str) -> str:
@@ -142,14 +147,15 @@ def fuzzy_sessions(
     return [(s, dist[s.plate]) for s in ranked[:limit]]
 
 
+_OPEN_STAY = select(ParkingSession).where(  # built once: every lane event asks
+    ParkingSession.site_id == bindparam("site_id"),
+    ParkingSession.plate == bindparam("plate"),
+    ParkingSession.status == "open",
+)
+
+
 def open_stay_for(session: Session, site_id: int, plate: str) -> Optional[ParkingSession]:
-    return session.scalar(
-        select(ParkingSession).where(
-            ParkingSession.site_id == site_id,
-            ParkingSession.plate == plate,
-            ParkingSession.status == "open",
-        )
-    )
+    return session.scalar(_OPEN_STAY, {"site_id": site_id, "plate": plate})
 
 
 def open_stays_for(session: Session, site_id: int, plates_: Sequence[str]) -> list[ParkingSession]:

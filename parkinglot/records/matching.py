@@ -54,9 +54,10 @@ def match_exit(
 ) -> ExitMatch:
     """Decide which open stay (if any) this exit read may close."""
     if plate:
-        if vehicles.hotlist_hit(session, site_id, plate) is not None:
+        hotlisted, locked = vehicles.stop_flags(session, site_id, plate)
+        if hotlisted:
             return _refuse("hotlisted", "hotlist", lookup.open_stay_for(session, site_id, plate))
-        if vehicles.active_lock(session, site_id, plate) is not None:
+        if locked:
             return _refuse("vehicle_locked", "locked_vehicle", lookup.open_stay_for(session, site_id, plate))
 
     if ticket:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Optional, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from .. import plates
@@ -87,6 +87,15 @@ class CredentialHit:
 _PREFERENCE = {"valid": 0, "outside_hours": 1, "not_yet_valid": 2, "suspended": 3, "expired": 4, "revoked": 5}
 
 
+# Built once: every entry with a plate asks.
+_PERMITS_NAMING = (select(Permit)
+                   .join(PermitVehicle, PermitVehicle.permit_id == Permit.id)
+                   .where(Permit.site_id == bindparam("site_id"), PermitVehicle.plate == bindparam("plate"),
+                          Permit.superseded_at.is_(None)))
+_PASSES_NAMING = select(VisitorPass).where(VisitorPass.site_id == bindparam("site_id"),
+                                           VisitorPass.plate == bindparam("plate"))
+
+
 def credential_for(session: Session, site: Site, plate: str, at: datetime) -> Optional[CredentialHit]:
     """The best permit or visitor pass naming ``plate`` at ``site`` (a valid one wins).
 
@@ -96,19 +105,13 @@ def credential_for(session: Session, site: Site, plate: str, at: datetime) -> Op
     if not plate:
         return None
     hits: list[CredentialHit] = []
-    permits = session.scalars(
-        select(Permit)
-        .join(PermitVehicle, PermitVehicle.permit_id == Permit.id)
-        .where(Permit.site_id == site.id, PermitVehicle.plate == plate, Permit.superseded_at.is_(None))
-    ).all()
+    permits = session.scalars(_PERMITS_NAMING, {"site_id": site.id, "plate": plate}).all()
     for p in permits:
         status = permit_status(p, at, site.timezone)
         if status == "expired" and (at - p.valid_to).days > 30:
             continue
         hits.append(CredentialHit("permit", p.id, status, p.rate))
-    passes = session.scalars(
-        select(VisitorPass).where(VisitorPass.site_id == site.id, VisitorPass.plate == plate)
-    ).all()
+    passes = session.scalars(_PASSES_NAMING, {"site_id": site.id, "plate": plate}).all()
     for vp in passes:
         status = pass_status(vp, at)
         if status in ("expired", "revoked") and (at - vp.valid_to).days > 1:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Optional, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -55,25 +55,25 @@ def find_recent_duplicate(
     """The first read of ``plate`` on ``lane`` within ``window_s`` before ``at``, if any."""
     if not plate or window_s <= 0:
         return None
-    return session.scalar(
-        select(PlateRead)
-        .where(
-            PlateRead.site_id == lane.site_id,
-            PlateRead.plate == plate,
-            PlateRead.lane_id == lane.id,
-            PlateRead.received_at >= at - timedelta(seconds=window_s),
-            PlateRead.duplicate_of_id.is_(None),
-        )
-        .order_by(PlateRead.received_at.desc())
-        .limit(1)
+    return session.scalar(_RECENT_FIRST_READ, {"site_id": lane.site_id, "plate": plate, "lane_id": lane.id,
+                                               "since": at - timedelta(seconds=window_s)})
+
+
+_RECENT_FIRST_READ = (  # built once: every plate read on a site with a duplicate window asks
+    select(PlateRead)
+    .where(
+        PlateRead.site_id == bindparam("site_id"),
+        PlateRead.plate == bindparam("plate"),
+        PlateRead.lane_id == bindparam("lane_id"),
+        PlateRead.received_at >= bindparam("since"),
+        PlateRead.duplicate_of_id.is_(None),
     )
+    .order_by(PlateRead.received_at.desc())
+    .limit(1)
+)
 
 
-def store_read(session: Session, inp: ReadInput, *, duplicate_of: Optional[PlateRead] = None,
-               savepoint: bool = True) -> PlateRead:
-    """Insert the read and its frames. A second insert of the same event id raises
-    ``DuplicateEvent`` and leaves the surrounding transaction usable; with
-    ``savepoint=False`` the IntegrityError propagates and the caller retries."""
+def _check(inp: ReadInput) -> None:
     if inp.plate:
         try:
             plates.validate(inp.plate)
@@ -81,8 +81,12 @@ def store_read(session: Session, inp: ReadInput, *, duplicate_of: Optional[Plate
             raise InvalidInput(str(exc)) from None
     if not 0.0 <= inp.confidence <= 1.0:
         raise InvalidInput("confidence must be between 0 and 1")
+
+
+def _columns(inp: ReadInput, duplicate_of_id: Optional[int]) -> dict[str, Any]:
+    """The ``plate_read`` row for ``inp`` (validated by ``_check``), by column name."""
     best = inp.frames[inp.best_frame] if inp.frames else None
-    read = PlateRead(
+    return dict(
         site_id=inp.lane.site_id,
         lane_id=inp.lane.id,
         device_id=inp.device_id,
@@ -100,15 +104,56 @@ def store_read(session: Session, inp: ReadInput, *, duplicate_of: Optional[Plate
         ticket=inp.ticket,
         timings=dict(inp.timings),
         evidence_sha256=best.sha256 if best is not None else None,
-        duplicate_of_id=duplicate_of.id if duplicate_of is not None else None,
-        frames=[ReadFrame(position=i, evidence_sha256=ev.sha256) for i, ev in enumerate(inp.frames)],
+        duplicate_of_id=duplicate_of_id,
     )
+
+
+def store_read(session: Session, inp: ReadInput, *, duplicate_of: Optional[PlateRead] = None,
+               savepoint: bool = True) -> PlateRead:
+    """Insert the read and its frames. A second insert of the same event id raises
+    ``DuplicateEvent`` and leaves the surrounding transaction usable; with
+    ``savepoint=False`` the IntegrityError propagates and the caller retries."""
+    _check(inp)
+    read = PlateRead(**_columns(inp, duplicate_of.id if duplicate_of is not None else None),
+                     frames=[ReadFrame(position=i, evidence_sha256=ev.sha256) for i, ev in enumerate(inp.frames)])
     if not savepoint:
         session.add(read)
         session.flush()
     else:
         _insert_guarded(session, read, inp)
     return read
+
+
+@dataclass(frozen=True)
+class StoredRead:
+    """What the lane path needs of a read it has just inserted."""
+
+    id: int
+    plate: str
+    confidence: float
+    candidates: list[dict[str, Any]]
+    timings: dict[str, Any]
+
+
+# Built once: the lane path inserts a read per event, without the unit of work's overhead.
+_INSERT_READ = insert(PlateRead.__table__).returning(PlateRead.__table__.c.id)
+_INSERT_FRAMES = insert(ReadFrame.__table__)
+
+
+def insert_read(session: Session, inp: ReadInput, *, duplicate_of_id: Optional[int] = None) -> StoredRead:
+    """Insert the read and its frames with plain INSERTs (no ORM object, no savepoint).
+
+    For the lane-event path: a second insert of the same (lane, event id) raises the
+    database's IntegrityError and the caller retries the whole transaction.
+    """
+    _check(inp)
+    row = _columns(inp, duplicate_of_id)
+    session.flush()  # plain statements don't autoflush: pending rows this one points to (evidence) go first
+    read_id = session.execute(_INSERT_READ, row).scalar_one()
+    if inp.frames:
+        session.execute(_INSERT_FRAMES, [{"read_id": read_id, "position": i, "evidence_sha256": ev.sha256}
+                                         for i, ev in enumerate(inp.frames)])
+    return StoredRead(read_id, row["plate"], row["confidence"], row["candidates"], row["timings"])
 
 
 def _insert_guarded(session: Session, read: PlateRead, inp: ReadInput) -> None:

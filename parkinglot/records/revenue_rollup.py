@@ -25,7 +25,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Iterable, Optional
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Date, column, delete, func, select, table
+from sqlalchemy import Connection, Date, Integer, bindparam, column, delete, func, select, table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -74,14 +74,18 @@ def add_payment(session: Session, payment: Any, zone: ZoneInfo, exit_lane_id: Op
     _upsert(session, payment.site_id, {key: [1, int(payment.amount_minor)]})
 
 
+# built once: every exit through a lane runs it
+_LANELESS_PAYMENTS = (select(_payment.c.created_at, _payment.c.kind, _payment.c.method, _payment.c.amount_minor,
+                             _payment.c.tariff_version_id)
+                      .where(_payment.c.session_id == bindparam("stay_id", type_=Integer()),
+                             _payment.c.lane_id.is_(None)))
+
+
 def stay_exited(session: Session, site_id: int, stay_id: int, exit_lane_id: Optional[int]) -> None:
     """Credit the stay's lane-less payments to the lane it left by (moved off the no-lane rows)."""
     if not exit_lane_id:
         return
-    rows = session.execute(
-        select(_payment.c.created_at, _payment.c.kind, _payment.c.method, _payment.c.amount_minor,
-               _payment.c.tariff_version_id)
-        .where(_payment.c.session_id == stay_id, _payment.c.lane_id.is_(None))).all()
+    rows = session.execute(_LANELESS_PAYMENTS, {"stay_id": stay_id}).all()
     if not rows:
         return
     zone = ZoneInfo(session.execute(select(_site.c.timezone).where(_site.c.id == site_id)).scalar_one())

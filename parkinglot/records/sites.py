@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from ..billing.tariff_model import TariffError
 from ..billing.tariff_model import currency_exponent as _currency_exponent
@@ -40,9 +40,14 @@ def get_site(session: Session, code: str) -> Site:
     return site
 
 
+# Statements every lane event runs, built once (construction and cache keys cost more than the query).
+_LANE_BY_CODE = select(Lane).options(joinedload(Lane.site)).where(Lane.code == bindparam("code"))
+_DEVICE_BY_PREFIX = select(Device).where(Device.key_prefix == bindparam("prefix"))
+
+
 def get_lane(session: Session, code: str) -> Lane:
     """The lane and (in the same query) its site."""
-    lane = session.scalar(select(Lane).options(joinedload(Lane.site)).where(Lane.code == code))
+    lane = session.scalar(_LANE_BY_CODE, {"code": code})
     if lane is None:
         raise NotFound(f"unknown lane {code!r}")
     return lane
@@ -154,17 +159,42 @@ def key_prefix(key: str) -> Optional[str]:
     return parts[1]
 
 
+def _key_holds(device: Optional[Device], key: str) -> bool:
+    return device is not None and hmac.compare_digest(device.key_hash, hash_key(key)) and device.revoked_at is None
+
+
 def authenticate_device(session: Session, key: str) -> Optional[Device]:
     """The device for ``key`` if it exists and is not revoked, else None."""
     prefix = key_prefix(key or "")
     if prefix is None:
         return None
-    device = session.scalar(select(Device).where(Device.key_prefix == prefix))
-    if device is None or not hmac.compare_digest(device.key_hash, hash_key(key)):
-        return None
-    if device.revoked_at is not None:
-        return None
-    return device
+    device = session.scalar(_DEVICE_BY_PREFIX, {"prefix": prefix})
+    return device if _key_holds(device, key) else None
+
+
+# The lane controller's every event: its device and the lane (with its site) in one round trip.
+_DEVICE_AND_LANE = (
+    select(Device, Lane)
+    .outerjoin(Lane, Lane.code == bindparam("code"))
+    .outerjoin(Site, Site.id == Lane.site_id)
+    .options(contains_eager(Lane.site))
+    .where(Device.key_prefix == bindparam("prefix"))
+)
+
+
+def device_and_lane(session: Session, key: str, lane_code: str) -> tuple[Optional[Device], Optional[Lane]]:
+    """``authenticate_device`` and the lane named ``lane_code`` (site loaded), read together.
+
+    ``(None, None)`` for a bad or revoked key; ``(device, None)`` for an unknown lane.
+    Nothing is cached: a revoked key or a disabled lane counts from the next request.
+    """
+    prefix = key_prefix(key or "")
+    if prefix is None:
+        return None, None
+    row = session.execute(_DEVICE_AND_LANE, {"prefix": prefix, "code": lane_code}).first()
+    if row is None or not _key_holds(row[0], key):
+        return None, None
+    return row[0], row[1]
 
 
 def revoke_device(session: Session, device: Device, *, actor: audit.Actor = audit.SYSTEM) -> None:

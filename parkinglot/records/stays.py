@@ -11,7 +11,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -96,6 +96,16 @@ def _insert_guarded(session: Session, stay: ParkingSession, site_id: int, plate:
         raise
 
 
+_stay = ParkingSession.__table__
+_CLOSE = (  # built once (every exit); a plain UPDATE, the loaded stay is mirrored below
+    update(_stay)
+    .where(_stay.c.id == bindparam("stay_id"), _stay.c.status == "open")
+    .values(status=bindparam("new_status"), exited_at=bindparam("new_exited_at"),
+            exit_lane_id=bindparam("new_exit_lane_id"), exit_read_id=bindparam("new_exit_read_id"),
+            fee_minor=bindparam("new_fee_minor"), closed_reason=bindparam("new_reason"))
+)
+
+
 def close_stay(
     session: Session,
     stay: ParkingSession,
@@ -110,19 +120,9 @@ def close_stay(
 ) -> ParkingSession:
     """Close an open stay exactly once; a concurrent second close raises ``AlreadyClosed``."""
     exited_at = max(exited_at, stay.entered_at)
-    result = session.execute(
-        update(ParkingSession)
-        .where(ParkingSession.id == stay.id, ParkingSession.status == "open")
-        .values(
-            status=status,
-            exited_at=exited_at,
-            exit_lane_id=exit_lane_id,
-            exit_read_id=exit_read_id,
-            fee_minor=fee_minor,
-            closed_reason=reason,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    result = session.execute(_CLOSE, {"stay_id": stay.id, "new_status": status, "new_exited_at": exited_at,
+                                      "new_exit_lane_id": exit_lane_id, "new_exit_read_id": exit_read_id,
+                                      "new_fee_minor": fee_minor, "new_reason": reason})
     if result.rowcount != 1:
         raise AlreadyClosed(f"stay {stay.id} is no longer open", session_id=stay.id)
     # mirror the row we just wrote instead of reading it back

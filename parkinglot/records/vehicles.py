@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -13,18 +13,28 @@ from .models import HotlistEntry, VehicleLock
 from .types import utcnow
 
 
+# Built once: every lane event checks these.
+_HOTLISTED = (HotlistEntry.plate == bindparam("plate"), HotlistEntry.removed_at.is_(None),
+              or_(HotlistEntry.site_id.is_(None), HotlistEntry.site_id == bindparam("site_id")))
+_LOCKED = (VehicleLock.site_id == bindparam("site_id"), VehicleLock.plate == bindparam("plate"),
+           VehicleLock.released_at.is_(None))
+_HOTLIST_HIT = select(HotlistEntry).where(*_HOTLISTED).limit(1)
+_ACTIVE_LOCK = select(VehicleLock).where(*_LOCKED)
+_STOP_FLAGS = select(exists().where(*_HOTLISTED), exists().where(*_LOCKED))
+
+
 def hotlist_hit(session: Session, site_id: int, plate: str) -> Optional[HotlistEntry]:
     if not plate:
         return None
-    return session.scalar(
-        select(HotlistEntry)
-        .where(
-            HotlistEntry.plate == plate,
-            HotlistEntry.removed_at.is_(None),
-            or_(HotlistEntry.site_id.is_(None), HotlistEntry.site_id == site_id),
-        )
-        .limit(1)
-    )
+    return session.scalar(_HOTLIST_HIT, {"site_id": site_id, "plate": plate})
+
+
+def stop_flags(session: Session, site_id: int, plate: str) -> tuple[bool, bool]:
+    """``(hotlisted, locked)`` for ``plate`` at the site, in one query (what an exit asks first)."""
+    if not plate:
+        return False, False
+    hotlisted, locked = session.execute(_STOP_FLAGS, {"site_id": site_id, "plate": plate}).one()
+    return bool(hotlisted), bool(locked)
 
 
 def add_to_hotlist(session: Session, *, plate: str, reason: str, site_id: Optional[int] = None,
@@ -50,11 +60,7 @@ def remove_from_hotlist(session: Session, entry: HotlistEntry, user_id: int, not
 def active_lock(session: Session, site_id: int, plate: str) -> Optional[VehicleLock]:
     if not plate:
         return None
-    return session.scalar(
-        select(VehicleLock).where(
-            VehicleLock.site_id == site_id, VehicleLock.plate == plate, VehicleLock.released_at.is_(None)
-        )
-    )
+    return session.scalar(_ACTIVE_LOCK, {"site_id": site_id, "plate": plate})
 
 
 def lock_vehicle(session: Session, *, site_id: int, plate: str, user_id: Optional[int],

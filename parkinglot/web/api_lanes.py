@@ -28,7 +28,8 @@ from ..records.errors import InvalidInput, ParkingError
 from ..records.models import Lane, Site
 from ..records.types import utcnow
 from .api import bp
-from .auth import lane_for_device, require_api_permission, require_device, require_site_access
+from .auth import (lane_for_device, require_api_permission, require_device, require_device_on_lane,
+                   require_site_access)
 from .errors import error_body
 from .transaction import context, db, read_db, rollback_only
 
@@ -212,8 +213,7 @@ def lane_event(lane_code: str):
     """A car at the barrier: decide open / deny / attendant, with a reason."""
     received = utcnow()
     try:
-        device = require_device()
-        lane = lane_for_device(lane_code, device)
+        device, lane = require_device_on_lane(lane_code)
         if not lane.enabled:
             raise ParkingError("this lane is disabled")
         site = read_db().get(Site, lane.site_id)

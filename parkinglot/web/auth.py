@@ -53,27 +53,48 @@ def _fail(key: str, max_key: str, lockout_key: str) -> None:
 
 # --- devices --------------------------------------------------------------------------
 
-def require_device() -> Device:
-    """The calling controller, from ``Authorization: Bearer <key>``; 401/429 otherwise."""
+def _bearer_key() -> str:
     header = request.headers.get("Authorization", "")
-    key_name = f"apikey-ip:{client_addr()}"
     if not header.startswith("Bearer "):
         raise Unauthorized("send the device API key as 'Authorization: Bearer <key>'")
-    key = header[7:].strip()
-    device = sites.authenticate_device(read_db(), key)
+    return header[7:].strip()
+
+
+def _refuse_key() -> Unauthorized:
+    key_name = f"apikey-ip:{client_addr()}"
+    _throttled(key_name)
+    _fail(key_name, "API_KEY_MAX_FAILURES", "API_KEY_LOCKOUT_S")
+    return Unauthorized("invalid or revoked API key")
+
+
+def require_device() -> Device:
+    """The calling controller, from ``Authorization: Bearer <key>``; 401/429 otherwise."""
+    device = sites.authenticate_device(read_db(), _bearer_key())
     if device is None:
-        _throttled(key_name)
-        _fail(key_name, "API_KEY_MAX_FAILURES", "API_KEY_LOCKOUT_S")
-        raise Unauthorized("invalid or revoked API key")
+        raise _refuse_key()
     g.device = device
     return device
 
 
-def lane_for_device(code: str, device: Device) -> Lane:
-    lane = sites.get_lane(read_db(), code)
+def _check_lane(lane: Lane, device: Device) -> Lane:
     if lane.site_id != device.site_id:
         raise Forbidden("this device may only act on its own site's lanes")
     return lane
+
+
+def lane_for_device(code: str, device: Device) -> Lane:
+    return _check_lane(sites.get_lane(read_db(), code), device)
+
+
+def require_device_on_lane(code: str) -> tuple[Device, Lane]:
+    """``require_device`` and then ``lane_for_device``, with one query: the lane-event path."""
+    device, lane = sites.device_and_lane(read_db(), _bearer_key(), code)
+    if device is None:
+        raise _refuse_key()
+    g.device = device
+    if lane is None:
+        lane = sites.get_lane(read_db(), code)  # raises NotFound (an unknown lane: the rare path)
+    return device, _check_lane(lane, device)
 
 
 # --- people ---------------------------------------------------------------------------
