@@ -34,6 +34,7 @@ def plan(data: Path, quick: bool) -> list[tuple[str, list[str], bool]]:
         ("lpr_accuracy_val", ["benchmarks/lpr_accuracy.py", "--data", str(plates), "--split", "val"], True),
         ("lpr_accuracy_all", ["benchmarks/lpr_accuracy.py", "--data", str(plates)], True),
         ("lpr_latency", ["benchmarks/lpr_latency.py", "--data", str(plates)], True),
+        ("lane_event_cpu", ["benchmarks/lane_event_cpu.py", "--events", "500" if quick else "2000"], False),
         ("lane_load", ["benchmarks/lane_load.py", "--data", str(plates)]
          + (["--plates-seconds", "10", "--frames-seconds", "10"] if quick else []), True),
     ]
