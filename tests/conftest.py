@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -60,8 +61,9 @@ def sqlite_template(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
+@contextmanager
+def _scratch_pg_database(upgrade: bool = True) -> Iterator[str]:
+    """A PostgreSQL database of its own (dropped afterwards); fails under CI=true without PostgreSQL."""
     reason = _pg_unavailable_reason()
     if reason:
         if IN_CI:
@@ -72,15 +74,32 @@ def pg_database() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
+    if upgrade:
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
     try:
         yield url
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    with _scratch_pg_database() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database(request, tmp_path) -> Iterator[str]:
+    """The URL of a database with no schema, on each backend: for migration tests."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+    else:
+        with _scratch_pg_database(upgrade=False) as url:
+            yield url
 
 
 @pytest.fixture(scope="session")

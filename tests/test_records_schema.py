@@ -16,10 +16,10 @@ def test_database_is_at_head(db):
     assert migrate.current_revision(db.engine) == migrate.head_revision(db.engine)
 
 
-def test_downgrade_to_base_and_back(tmp_path):
+def test_downgrade_to_base_and_back(empty_database):
     from parkinglot.db import make_engine
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    engine = make_engine(empty_database)
     migrate.upgrade(engine)
     migrate.downgrade(engine, "base")
     assert migrate.current_revision(engine) is None

@@ -149,8 +149,8 @@ def test_rebuild_gives_the_rows_kept_in_step(session, w):
     assert {k[0] for k in kept} == {date(2025, 11, 2)}     # 23:59 local on the 2nd is still the 2nd
 
 
-def test_migration_backfills_the_rollup_from_existing_payments(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+def test_migration_backfills_the_rollup_from_existing_payments(empty_database):
+    engine = make_engine(empty_database)
     migrate.upgrade(engine)
     factory = make_session_factory(engine)
     with factory() as session:
