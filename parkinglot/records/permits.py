@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Optional, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session, selectinload
 
 from .. import plates
@@ -94,6 +94,9 @@ _PERMITS_NAMING = (select(Permit)
                           Permit.superseded_at.is_(None)))
 _PASSES_NAMING = select(VisitorPass).where(VisitorPass.site_id == bindparam("site_id"),
                                            VisitorPass.plate == bindparam("plate"))
+# Most cars at an entry have neither: one round trip says so, and only what exists is loaded.
+_NAMED_BY = select(exists(_PERMITS_NAMING.with_only_columns(Permit.id)),
+                   exists(_PASSES_NAMING.with_only_columns(VisitorPass.id)))
 
 
 def credential_for(session: Session, site: Site, plate: str, at: datetime) -> Optional[CredentialHit]:
@@ -105,13 +108,15 @@ def credential_for(session: Session, site: Site, plate: str, at: datetime) -> Op
     if not plate:
         return None
     hits: list[CredentialHit] = []
-    permits = session.scalars(_PERMITS_NAMING, {"site_id": site.id, "plate": plate}).all()
+    params = {"site_id": site.id, "plate": plate}
+    has_permit, has_pass = session.execute(_NAMED_BY, params).one()
+    permits = session.scalars(_PERMITS_NAMING, params).all() if has_permit else []
     for p in permits:
         status = permit_status(p, at, site.timezone)
         if status == "expired" and (at - p.valid_to).days > 30:
             continue
         hits.append(CredentialHit("permit", p.id, status, p.rate))
-    passes = session.scalars(_PASSES_NAMING, {"site_id": site.id, "plate": plate}).all()
+    passes = session.scalars(_PASSES_NAMING, params).all() if has_pass else []
     for vp in passes:
         status = pass_status(vp, at)
         if status in ("expired", "revoked") and (at - vp.valid_to).days > 1:
