@@ -15,10 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..records import audit
+from ..records import audit, revenue_rollup
 from ..records.errors import Conflict, InvalidInput, NotFound
 from ..records.models import PAYMENT_METHODS, ParkingSession, Payment, Site
-from ..records import revenue_rollup
 
 MAX_REFERENCE = 64
 

@@ -108,19 +108,14 @@ def _columns(inp: ReadInput, duplicate_of_id: Optional[int]) -> dict[str, Any]:
     )
 
 
-def store_read(session: Session, inp: ReadInput, *, duplicate_of: Optional[PlateRead] = None,
-               savepoint: bool = True) -> PlateRead:
+def store_read(session: Session, inp: ReadInput) -> PlateRead:
     """Insert the read and its frames. A second insert of the same event id raises
-    ``DuplicateEvent`` and leaves the surrounding transaction usable; with
-    ``savepoint=False`` the IntegrityError propagates and the caller retries."""
+    ``DuplicateEvent`` and leaves the surrounding transaction usable (the lane-event
+    path uses ``insert_read`` instead)."""
     _check(inp)
-    read = PlateRead(**_columns(inp, duplicate_of.id if duplicate_of is not None else None),
+    read = PlateRead(**_columns(inp, None),
                      frames=[ReadFrame(position=i, evidence_sha256=ev.sha256) for i, ev in enumerate(inp.frames)])
-    if not savepoint:
-        session.add(read)
-        session.flush()
-    else:
-        _insert_guarded(session, read, inp)
+    _insert_guarded(session, read, inp)
     return read
 
 
