@@ -5,18 +5,26 @@ SQLite is tuned for several gunicorn workers sharing one file: WAL, a busy
 timeout, foreign keys on, and ``BEGIN IMMEDIATE`` for transactions that may
 write, so two writers queue instead of failing on a stale snapshot. Read-only
 work (reports, console pages) uses a deferred transaction and never blocks lanes.
+
+PostgreSQL connections are checked before use only when they have sat idle in the
+pool (``_ping_when_idle``): under load a lane event reuses a connection returned
+milliseconds earlier, and a ping per request was one round trip in twelve. A
+connection that dies while in use is caught by SQLAlchemy's disconnect detection
+(the pool is invalidated) and the lane path retries once on a fresh connection.
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 READ_ONLY = "parkinglot_read_only"
+IDLE_PING_S = 1.0  # a pooled connection idle longer than this is pinged before use
 
 
 def _setup_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
@@ -38,6 +46,30 @@ def _setup_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """``pool_pre_ping``, but only for connections that have been idle for ``idle_s``.
+
+    A failed ping raises ``DisconnectionError`` in the checkout event, which makes the
+    pool discard that connection and connect afresh (SQLAlchemy's documented
+    pessimistic-handling hook); a database that is down still fails the checkout.
+    """
+    @event.listens_for(engine, "checkin")
+    def _stamp(_dbapi_conn, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn, record, _proxy) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < idle_s:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as e:
+            raise exc.DisconnectionError(f"pooled connection failed its ping: {e}") from e
+        if not alive:
+            raise exc.DisconnectionError("pooled connection failed its ping")
+
+
 def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000) -> Engine:
     """Create the engine for ``url`` with the per-dialect settings above."""
     parsed = make_url(url)
@@ -52,8 +84,11 @@ def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000) 
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
-        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=5)
+        kwargs.update(pool_size=5, max_overflow=10, pool_timeout=5)
         kwargs["connect_args"] = {"connect_timeout": 5}
+        engine = create_engine(url, **kwargs)
+        _ping_when_idle(engine, IDLE_PING_S)
+        return engine
     return create_engine(url, **kwargs)
 
 

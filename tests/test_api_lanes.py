@@ -294,6 +294,43 @@ def test_database_unavailable_denies_and_recovers(app, client, lanes, db, monkey
     assert r.status_code == 200 and r.get_json()["decision"] == "open"
 
 
+def _kill_app_connection(app, db) -> None:
+    """What a PostgreSQL restart does to a pooled connection: the server ends it."""
+    from sqlalchemy import text
+
+    with app.extensions["parkinglot"].engine.connect() as conn:  # the one the app's last request used
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+
+
+def test_connection_dropped_while_busy_is_retried_not_denied(app, client, lanes, db, caplog):
+    if db.backend != "postgresql":
+        pytest.skip("a server-side disconnect needs a server")
+    assert plate_event(client, lanes["entry"], lanes["key"], plate="DROP1", event_id="d1").status_code == 200
+    _kill_app_connection(app, db)
+    # at once, so the pool does not ping it first: the statement fails, the pool is reset, the lane retries
+    r = plate_event(client, lanes["entry"], lanes["key"], plate="DROP2", event_id="d2")
+    assert r.status_code == 200 and r.get_json()["decision"] == "open", r.get_json()
+    assert "retrying once" in caplog.text
+    with db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(PlateRead).where(PlateRead.event_id == "d2")) == 1
+
+
+def test_connection_dropped_while_idle_is_found_by_the_checkout_ping(app, client, lanes, db, caplog):
+    if db.backend != "postgresql":
+        pytest.skip("a server-side disconnect needs a server")
+    from parkinglot.db import IDLE_PING_S
+    import time
+
+    assert plate_event(client, lanes["entry"], lanes["key"], plate="IDLE1", event_id="i1").status_code == 200
+    _kill_app_connection(app, db)
+    time.sleep(IDLE_PING_S + 0.1)
+    r = plate_event(client, lanes["entry"], lanes["key"], plate="IDLE2", event_id="i2")
+    assert r.status_code == 200 and r.get_json()["decision"] == "open", r.get_json()
+    assert "retrying once" not in caplog.text  # the ping replaced the dead connection before any statement
+
+
 def test_recognize_only_stores_nothing(client, lanes, db):
     data = {"frame": [(io.BytesIO(jpeg()), "f.jpg", "image/jpeg")]}
     r = client.post("/api/v1/recognize", data=data, headers=auth(lanes["key"]), content_type="multipart/form-data")

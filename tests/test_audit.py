@@ -102,3 +102,30 @@ def test_concurrent_appenders_never_fork_the_chain(db):
     with db.sessions() as s:
         result = audit.verify(s)
     assert result.ok and result.checked == 40
+
+
+def test_batches_chained_by_the_database_verify_in_python(db, session):
+    """On PostgreSQL a transaction's events (up to 8) are chained in SQL; verify() recomputes
+    every hash in Python, so any difference in the hashed text would break the chain here."""
+    from datetime import datetime, timedelta, timezone
+
+    awkward = [
+        {"note": "Zoë – 駐車場 🚗", "nested": {"plates": ["AB123", "ÄÖ9"], "n": [1, 2.5, None]}},
+        {},
+        {"quote": "it's \"quoted\"\\ and \x1f separated", "big": "x" * 5000},
+        {"when": datetime(2026, 3, 29, 1, 59, 59, 999999, tzinfo=timezone(timedelta(hours=2)))},
+    ]
+    at = datetime(2026, 10, 25, 0, 30, tzinfo=timezone(timedelta(hours=-5)))  # stored as UTC
+    sizes = [1, 2, 3, 8, 9, 1, 2]  # 9: more than one statement takes, the Python path, mid-chain
+    for n, size in enumerate(sizes):
+        for i in range(size):
+            audit.append(session, "batch.event", "thing", None if i % 3 == 0 else f"{n}-{i}", awkward[i % 4],
+                         actor=audit.SYSTEM if i % 2 else audit.Actor.device(7), site_id=None if i % 2 else n,
+                         at=at + timedelta(microseconds=i) if i % 4 == 1 else None)
+        session.commit()
+    result = audit.verify(session)
+    assert result.ok, result
+    assert result.checked == sum(sizes)
+    head = session.get(audit.AuditHead, 1)
+    last = session.get(AuditEvent, sum(sizes))
+    assert (head.last_id, head.last_hash) == (last.id, last.hash)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from .. import plates
 from ..billing import fees
-from ..records import alerts, audit, evidence, lookup, matching, permits, reads, stays, vehicles
+from ..records import alerts, audit, entry_checks, evidence, lookup, matching, permits, reads, stays
 from ..records.evidence import EvidenceStore
 from ..records.models import Alert, BarrierCommand, Decision as DecisionRow, Lane, ParkingSession, Site, Zone
 from ..records.reads import StoredRead
@@ -208,11 +208,13 @@ def process(session: Session, store: EvidenceStore, ev: LaneEvent, *, check_repl
 def _entry(session: Session, site: Site, lane: Lane, read: StoredRead, ev: LaneEvent, rules: decide.SiteRules,
            at: datetime) -> Outcome:
     plate = read.plate
-    inside = lookup.open_stay_for(session, site.id, plate) if plate else None
-    cred = permits.credential_for(session, site, plate, at) if plate else None
+    flags = entry_checks.entry_flags(session, site.id, plate)
+    inside = lookup.open_stay_for(session, site.id, plate) if flags.inside else None
+    cred = (permits.credential_for(session, site, plate, at, named=(flags.permit, flags.visitor_pass))
+            if flags.permit or flags.visitor_pass else None)
     facts = decide.EntryFacts(
         plate=plate, confidence=read.confidence,
-        hotlisted=vehicles.hotlist_hit(session, site.id, plate) is not None,
+        hotlisted=flags.hotlisted,
         already_inside=inside is not None,
         credential=decide.Credential(cred.kind, cred.id, cred.status) if cred else None,
         site_full=_site_full(session, site, lane) if plate else False,

@@ -63,9 +63,8 @@ def pseudonymise(data: Any) -> Any:
     return data
 
 
-def event_hash(
+def hash_middle(
     *,
-    id: int,
     at: datetime,
     site_id: Optional[int],
     actor_type: str,
@@ -74,22 +73,27 @@ def event_hash(
     entity_type: str,
     entity_id: Optional[str],
     data: str,
-    prev_hash: str,
 ) -> str:
-    payload = "\x1f".join(
-        [
-            str(id),
-            at.isoformat(timespec="microseconds"),
-            "" if site_id is None else str(site_id),
-            actor_type,
-            actor_id or "",
-            action,
-            entity_type,
-            entity_id or "",
-            data,
-            prev_hash,
-        ]
-    )
+    """The hashed text between an event's id and its predecessor's hash."""
+    return "\x1f".join([
+        at.isoformat(timespec="microseconds"),
+        "" if site_id is None else str(site_id),
+        actor_type,
+        actor_id or "",
+        action,
+        entity_type,
+        entity_id or "",
+        data,
+    ])
+
+
+def event_hash(*, id: int, prev_hash: str, **fields: Any) -> str:
+    """SHA-256 of ``id, at, site, actor, action, entity, data, prev_hash`` joined by U+001F.
+
+    PostgreSQL computes the same from ``hash_middle`` when it appends (``_chained_append``);
+    ``verify`` always recomputes it here.
+    """
+    payload = f"{id}\x1f{hash_middle(**fields)}\x1f{prev_hash}"
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -144,8 +148,8 @@ def append(
     """Queue one event in the caller's transaction; it is chained and written at commit.
 
     Writing the whole transaction's events at once keeps the chain's lock (the head
-    row) for the shortest possible time, and costs three statements however many
-    events the transaction has. If the transaction (or the savepoint the event was
+    row) for the shortest possible time: one statement on PostgreSQL (up to 8 events),
+    three elsewhere, however many events the transaction has. If the transaction (or the savepoint the event was
     queued in) rolls back, the event goes with it.
     """
     event = PendingEvent(
@@ -170,26 +174,49 @@ _LOCK_HEAD = select(_head.c.last_id, _head.c.last_hash).where(_head.c.id == 1).w
 _INSERT_EVENTS = insert(_events)
 _MOVE_HEAD = (update(_head).where(_head.c.id == 1)
               .values(last_id=bindparam("new_last_id"), last_hash=bindparam("new_last_hash")))
-_APPEND_AND_MOVE: dict[int, Any] = {}  # PostgreSQL: rows in the batch -> one statement
+_CHAINED_APPEND: dict[int, Any] = {}  # PostgreSQL: events in the transaction -> one statement
+_VALUE_COLUMNS = [c for c in _events.c if c.name not in ("id", "prev_hash", "hash")]
 
 
-def _append_and_move(n: int) -> Any:
-    """``WITH appended AS (INSERT n events) UPDATE audit_head ...``: one round trip on PostgreSQL.
+def _chained_append(n: int) -> Any:
+    """One PostgreSQL statement that locks the head, chains ``n`` events, inserts them and moves the head.
 
-    Written as text: SQLAlchemy compiles a multi-row VALUES anew at every execution
-    (it cannot cache it), which costs more than the round trip it saves.
+    The chain's lock is then held for one statement and the COMMIT, never while Python
+    runs: with the hashing done client-side between a ``SELECT .. FOR UPDATE`` and the
+    INSERT, a lock holder that lost the CPU (or its worker's GIL) stalled every other
+    lane's commit behind it. The SQL hashes ``id || middle || prev_hash`` exactly as
+    ``event_hash`` does (``middle`` comes from ``hash_middle``), and ``verify`` recomputes
+    every hash in Python, so the two cannot drift apart unnoticed. Built once per ``n``
+    as text: SQLAlchemy would recompile a multi-row statement at every execution.
     """
-    stmt = _APPEND_AND_MOVE.get(n)
+    stmt = _CHAINED_APPEND.get(n)
     if stmt is None:
-        names = [c.name for c in _events.c]
-        values = ", ".join("(" + ", ".join(f":ev{i}_{name}" for name in names) + ")" for i in range(n))
-        stmt = text(f"WITH appended AS (INSERT INTO {_events.name} ({', '.join(names)}) VALUES {values}) "
-                    f"UPDATE {_head.name} SET last_id = :new_last_id, last_hash = :new_last_hash WHERE id = 1")
-        stmt = _APPEND_AND_MOVE[n] = stmt.bindparams(
-            *[bindparam(f"ev{i}_{c.name}", type_=c.type) for i in range(n) for c in _events.c],
-            bindparam("new_last_id", type_=_head.c.last_id.type),
-            bindparam("new_last_hash", type_=_head.c.last_hash.type))
+        steps = [f"h AS (SELECT last_id AS id, last_hash AS hash FROM {_head.name} WHERE id = 1 FOR UPDATE)"]
+        prev = "h"
+        for i in range(n):
+            steps.append(f"e{i} AS (SELECT {prev}.id + 1 AS id, {prev}.hash AS prev_hash, "
+                         f"encode(sha256(convert_to(({prev}.id + 1)::text || chr(31) || :mid{i} || chr(31) "
+                         f"|| {prev}.hash, 'UTF8')), 'hex') AS hash FROM {prev})")
+            prev = f"e{i}"
+        dialect = _postgres_dialect()
+        casts = {c.name: c.type.compile(dialect=dialect) for c in _VALUE_COLUMNS}
+        rows = " UNION ALL ".join(
+            f"SELECT e{i}.id, " + ", ".join(f"CAST(:ev{i}_{c.name} AS {casts[c.name]})" for c in _VALUE_COLUMNS)
+            + f", e{i}.prev_hash, e{i}.hash FROM e{i}" for i in range(n))
+        names = ", ".join(["id", *(c.name for c in _VALUE_COLUMNS), "prev_hash", "hash"])
+        steps.append(f"appended AS (INSERT INTO {_events.name} ({names}) {rows})")
+        sql = (f"WITH {', '.join(steps)} UPDATE {_head.name} SET last_id = {prev}.id, last_hash = {prev}.hash "
+               f"FROM {prev} WHERE {_head.name}.id = 1 RETURNING {_head.name}.last_id, {_head.name}.last_hash")
+        stmt = _CHAINED_APPEND[n] = text(sql).bindparams(
+            *[bindparam(f"ev{i}_{c.name}", type_=c.type) for i in range(n) for c in _VALUE_COLUMNS],
+            *[bindparam(f"mid{i}", type_=_events.c.data.type) for i in range(n)])
     return stmt
+
+
+def _postgres_dialect() -> Any:
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.dialect()
 
 
 def write_pending(session: Session) -> int:
@@ -199,22 +226,21 @@ def write_pending(session: Session) -> int:
         return 0
     session.flush()  # other rows first: the head's lock is held only for the statements below
     conn = session.connection()
+    values = [dict(at=ev.at, site_id=ev.site_id, actor_type=ev.actor_type, actor_id=ev.actor_id, action=ev.action,
+                   entity_type=ev.entity_type, entity_id=ev.entity_id, data=ev.data) for ev in pending]
+    if conn.dialect.name == "postgresql" and len(values) <= 8:  # the usual transaction: a lane event's few events
+        params = {f"ev{i}_{k}": v for i, row in enumerate(values) for k, v in row.items()}
+        params.update({f"mid{i}": hash_middle(**row) for i, row in enumerate(values)})
+        conn.execute(_chained_append(len(values)), params).one()
+        return len(values)
     last_id, last_hash = conn.execute(_LOCK_HEAD).one()
     rows = []
-    for ev in pending:
+    for row in values:
         last_id += 1
-        fields = dict(id=last_id, at=ev.at, site_id=ev.site_id, actor_type=ev.actor_type, actor_id=ev.actor_id,
-                      action=ev.action, entity_type=ev.entity_type, entity_id=ev.entity_id, data=ev.data,
-                      prev_hash=last_hash)
-        last_hash = event_hash(**fields)
-        rows.append({**fields, "hash": last_hash})
-    head = {"new_last_id": last_id, "new_last_hash": last_hash}
-    if conn.dialect.name == "postgresql" and len(rows) <= 8:  # the usual transaction: a lane event's few events
-        params = {f"ev{i}_{k}": v for i, row in enumerate(rows) for k, v in row.items()}
-        conn.execute(_append_and_move(len(rows)), {**params, **head})
-    else:
-        conn.execute(_INSERT_EVENTS, rows)  # every row has every key: one INSERT (executemany for several)
-        conn.execute(_MOVE_HEAD, head)
+        last_hash, prev_hash = event_hash(id=last_id, prev_hash=last_hash, **row), last_hash
+        rows.append({**row, "id": last_id, "prev_hash": prev_hash, "hash": last_hash})
+    conn.execute(_INSERT_EVENTS, rows)  # every row has every key: one INSERT (executemany for several)
+    conn.execute(_MOVE_HEAD, {"new_last_id": last_id, "new_last_hash": last_hash})
     return len(rows)
 
 

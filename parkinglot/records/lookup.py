@@ -147,11 +147,10 @@ def fuzzy_sessions(
     return [(s, dist[s.plate]) for s in ranked[:limit]]
 
 
-_OPEN_STAY = select(ParkingSession).where(  # built once: every lane event asks
-    ParkingSession.site_id == bindparam("site_id"),
-    ParkingSession.plate == bindparam("plate"),
-    ParkingSession.status == "open",
-)
+# built once: every lane event asks (binds site_id, plate)
+OPEN_STAY_OF_PLATE = (ParkingSession.site_id == bindparam("site_id"), ParkingSession.plate == bindparam("plate"),
+                      ParkingSession.status == "open")
+_OPEN_STAY = select(ParkingSession).where(*OPEN_STAY_OF_PLATE)
 
 
 def open_stay_for(session: Session, site_id: int, plate: str) -> Optional[ParkingSession]:

@@ -13,14 +13,14 @@ from .models import HotlistEntry, VehicleLock
 from .types import utcnow
 
 
-# Built once: every lane event checks these.
-_HOTLISTED = (HotlistEntry.plate == bindparam("plate"), HotlistEntry.removed_at.is_(None),
+# Built once: every lane event checks these (bind site_id, plate).
+HOTLISTED = (HotlistEntry.plate == bindparam("plate"), HotlistEntry.removed_at.is_(None),
               or_(HotlistEntry.site_id.is_(None), HotlistEntry.site_id == bindparam("site_id")))
 _LOCKED = (VehicleLock.site_id == bindparam("site_id"), VehicleLock.plate == bindparam("plate"),
            VehicleLock.released_at.is_(None))
-_HOTLIST_HIT = select(HotlistEntry).where(*_HOTLISTED).limit(1)
+_HOTLIST_HIT = select(HotlistEntry).where(*HOTLISTED).limit(1)
 _ACTIVE_LOCK = select(VehicleLock).where(*_LOCKED)
-_STOP_FLAGS = select(exists().where(*_HOTLISTED), exists().where(*_LOCKED))
+_STOP_FLAGS = select(exists().where(*HOTLISTED), exists().where(*_LOCKED))
 
 
 def hotlist_hit(session: Session, site_id: int, plate: str) -> Optional[HotlistEntry]:

@@ -213,6 +213,24 @@ def lane_event(lane_code: str):
     """A car at the barrier: decide open / deny / attendant, with a reason."""
     received = utcnow()
     try:
+        try:
+            return _lane_event(lane_code, received)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # the pooled connection had died (database restarted): the pool is reset, and
+            # a retry on a fresh connection is safe (a committed first try is replayed)
+            log.warning("lane=%s database connection lost; retrying once", lane_code)
+            db().rollback()
+            return _lane_event(lane_code, received)
+    except DBAPIError as exc:
+        rollback_only()
+        log.error("lane=%s database unavailable: %s", lane_code, exc.__class__.__name__)
+        return _db_down()
+
+
+def _lane_event(lane_code: str, received: datetime):
+    try:
         device, lane = require_device_on_lane(lane_code)
         if not lane.enabled:
             raise ParkingError("this lane is disabled")
@@ -234,10 +252,6 @@ def lane_event(lane_code: str):
     except ParkingError as exc:
         rollback_only()
         return _fail_closed(exc, "deny" if exc.status in (401, 403) or exc.status >= 500 else "attendant")
-    except DBAPIError as exc:
-        rollback_only()
-        log.error("lane=%s database unavailable: %s", lane_code, exc.__class__.__name__)
-        return _db_down()
     if outcome.barrier_command_id is not None:  # committed: the pulse runs on the dispatcher thread
         dispatcher().submit(outcome.barrier_command_id)
     return jsonify(outcome.reply.to_json())
