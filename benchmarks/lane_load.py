@@ -234,13 +234,16 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=Path)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--wrk-threads", type=int, default=4)
+    ap.add_argument("--wrk-threads", "--controllers", dest="wrk_threads", type=int,
+                    help="concurrent lane controllers, one wrk thread and connection each, so that a car's "
+                         "exit never overtakes its entry (default: workers x threads, one per server thread)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     if not shutil.which("wrk") and args.plates_seconds:
         raise SystemExit("wrk is needed for the plate-event load (apt-get install wrk)")
     tmp = Path(tempfile.mkdtemp(prefix="pl-load-"))
-    result: dict = {"db": args.db, "workers": args.workers, "threads": args.threads}
+    args.wrk_threads = args.wrk_threads or args.workers * args.threads
+    result: dict = {"db": args.db, "workers": args.workers, "threads": args.threads, "controllers": args.wrk_threads}
 
     def body(db_url: str) -> None:
         from parkinglot.records import migrate

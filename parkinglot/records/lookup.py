@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional, Sequence
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import TextClause, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from .. import plates
@@ -27,14 +25,31 @@ def register_plate(session: Session, site_id: int, plate: str) -> None:
     """Add ``plate``'s fuzzy keys for ``site_id`` (idempotent, once per vehicle)."""
     if not plate:
         return
-    rows = [{"site_id": site_id, "key": k, "plate": plate} for k in sorted(plates.index_keys(plate))]
-    dialect = session.get_bind().dialect.name
-    session.execute(_ADD_KEYS_PG if dialect == "postgresql" else _ADD_KEYS_SQLITE, rows)
+    keys = sorted(plates.index_keys(plate))
+    params: dict[str, object] = {"site_id": site_id, "plate": plate}
+    params.update({f"key{i}": k for i, k in enumerate(keys)})
+    session.execute(_add_keys(len(keys)), params)
 
 
-# built once: every new stay registers its plate (one executemany)
-_ADD_KEYS_PG = pg_insert(PlateKey.__table__).on_conflict_do_nothing()
-_ADD_KEYS_SQLITE = sqlite_insert(PlateKey.__table__).on_conflict_do_nothing()
+_ADD_KEYS: dict[int, TextClause] = {}
+
+
+def _add_keys(n: int) -> TextClause:
+    """One multi-row ``INSERT .. ON CONFLICT DO NOTHING`` (the same SQL on SQLite and PostgreSQL).
+
+    Every new stay registers its plate: one statement of n rows cost the database and the
+    driver less than n executions of one. Built once per n, as text: SQLAlchemy would
+    recompile a multi-row VALUES at every execution.
+    """
+    stmt = _ADD_KEYS.get(n)
+    if stmt is None:
+        t = PlateKey.__table__
+        rows = ", ".join(f"(:site_id, :key{i}, :plate)" for i in range(n))
+        stmt = _ADD_KEYS[n] = text(
+            f"INSERT INTO {t.name} (site_id, key, plate) VALUES {rows} ON CONFLICT DO NOTHING"
+        ).bindparams(bindparam("site_id", type_=t.c.site_id.type), bindparam("plate", type_=t.c.plate.type),
+                     *[bindparam(f"key{i}", type_=t.c.key.type) for i in range(n)])
+    return stmt
 
 
 def _check_plate(text: str) -> str:

@@ -11,9 +11,9 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import alerts, audit, lookup, revenue_rollup
@@ -35,6 +35,10 @@ def new_ticket() -> str:
     return secrets.token_hex(6).upper()
 
 
+_stay = ParkingSession.__table__
+_INSERT = insert(_stay).returning(_stay.c.id)  # built once
+
+
 def open_stay(
     session: Session,
     *,
@@ -54,26 +58,31 @@ def open_stay(
 ) -> ParkingSession:
     """Start a stay. A second open stay for the plate raises ``AlreadyInside`` (the surrounding
     transaction stays usable); with ``savepoint=False`` the database's IntegrityError propagates
-    instead and the caller retries the whole transaction (one round trip fewer each way)."""
-    stay = ParkingSession(
-        site_id=site_id,
-        plate=plate,
-        status="open",
-        entered_at=entered_at,
-        entry_lane_id=entry_lane_id,
-        entry_read_id=entry_read_id,
-        zone_id=zone_id,
-        ticket=ticket,
-        tariff_version_id=tariff_version_id,
-        permit_id=permit_id,
-        visitor_pass_id=visitor_pass_id,
-        reentry_of_id=reentry_of_id,
-    )
-    if not savepoint:
-        session.add(stay)
-        session.flush()
+    instead and the caller retries the whole transaction (one round trip fewer each way).
+
+    A plain ``INSERT .. RETURNING`` (every car at an entry lane comes here): the ORM's unit of
+    work cost more than the statement. The returned stay is attached to the session as if
+    loaded, with every column set to what was written.
+    """
+    values = dict(site_id=site_id, zone_id=zone_id, plate=plate, status="open", entered_at=entered_at,
+                  exited_at=None, entry_lane_id=entry_lane_id, exit_lane_id=None, entry_read_id=entry_read_id,
+                  exit_read_id=None, ticket=ticket, tariff_version_id=tariff_version_id, permit_id=permit_id,
+                  visitor_pass_id=visitor_pass_id, reentry_of_id=reentry_of_id, fee_minor=None, lost_ticket=False,
+                  closed_reason=None, created_at=utcnow())
+    session.flush()  # rows the stay points to that the ORM still holds go first
+    if savepoint:
+        try:
+            with session.begin_nested():
+                stay_id = session.execute(_INSERT, values).scalar_one()
+        except IntegrityError:
+            if lookup.open_stay_for(session, site_id, plate) is not None:
+                raise AlreadyInside(f"{plate} already has an open stay at this site", plate=plate) from None
+            raise
     else:
-        _insert_guarded(session, stay, site_id, plate)
+        stay_id = session.execute(_INSERT, values).scalar_one()
+    stay = ParkingSession(id=stay_id, **values)
+    make_transient_to_detached(stay)  # persistent without a second INSERT; relationships load on use
+    session.add(stay)
     lookup.register_plate(session, site_id, plate)
     audit.append(
         session, "stay.opened", "stay", stay.id,
@@ -85,18 +94,6 @@ def open_stay(
     return stay
 
 
-def _insert_guarded(session: Session, stay: ParkingSession, site_id: int, plate: str) -> None:
-    try:
-        with session.begin_nested():
-            session.add(stay)
-            session.flush()
-    except IntegrityError:
-        if lookup.open_stay_for(session, site_id, plate) is not None:
-            raise AlreadyInside(f"{plate} already has an open stay at this site", plate=plate) from None
-        raise
-
-
-_stay = ParkingSession.__table__
 _CLOSE = (  # built once (every exit); a plain UPDATE, the loaded stay is mirrored below
     update(_stay)
     .where(_stay.c.id == bindparam("stay_id"), _stay.c.status == "open")
