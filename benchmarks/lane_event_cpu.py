@@ -1,7 +1,7 @@
 """Issue 5, in process: application CPU and SQL statements per plate-string lane event.
 
     python benchmarks/lane_event_cpu.py [--db postgresql|sqlite] [--events 2000] [--warmup 200]
-                                        [--profile OUT.prof] [--json OUT]
+                                        [--profile OUT.prof] [--priced] [--json OUT]
 
 Builds the app on a scratch database (PostgreSQL on the local server, or a SQLite
 file), creates a site with an entry and an exit lane and one device the way
@@ -50,7 +50,7 @@ def quiet_json_logs() -> None:
     logger.propagate = False
 
 
-def run(db_url: str, tmp: Path, n: int, warmup: int, profile: str | None) -> dict:
+def run(db_url: str, tmp: Path, n: int, warmup: int, profile: str | None, priced: bool = False) -> dict:
     from sqlalchemy import event
 
     from parkinglot.records import migrate
@@ -61,7 +61,7 @@ def run(db_url: str, tmp: Path, n: int, warmup: int, profile: str | None) -> dic
                       "EVIDENCE_DIR": str(tmp / "evidence"), "SECRET_KEY": "bench", "LOG_LEVEL": "INFO"})
     engine = app.extensions["parkinglot"].engine
     migrate.upgrade(engine)
-    site = setup_site(db_url)
+    site = setup_site(db_url, priced=priced)
     quiet_json_logs()
     statements = [0]
 
@@ -117,17 +117,18 @@ def main(argv=None) -> None:
     ap.add_argument("--events", type=int, default=2000)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--profile", help="write a cProfile of the measured events here")
+    ap.add_argument("--priced", action="store_true", help="site with a capacity and the demo tariff")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="pl-cpu-"))
     if args.db == "postgresql":
         with scratch_postgres() as url:
-            result = run(url, tmp, args.events, args.warmup, args.profile)
+            result = run(url, tmp, args.events, args.warmup, args.profile, args.priced)
     else:
-        result = run(f"sqlite:///{tmp / 'cpu.db'}", tmp, args.events, args.warmup, args.profile)
+        result = run(f"sqlite:///{tmp / 'cpu.db'}", tmp, args.events, args.warmup, args.profile, args.priced)
     import parkinglot
 
-    write_json(args.json, {"db": args.db, "code": str(Path(parkinglot.__file__).parent), **result})
+    write_json(args.json, {"db": args.db, "priced_site": args.priced, "code": str(Path(parkinglot.__file__).parent), **result})
 
 
 if __name__ == "__main__":

@@ -79,15 +79,27 @@ def server(db_url: str, instance: Path, workers: int, threads: int, warm: bool) 
         log.close()
 
 
-def setup_site(db_url: str) -> dict:
+def setup_site(db_url: str, *, priced: bool = False) -> dict:
+    """The load site: two lanes and a device. ``priced`` adds what a real site has and the
+    bare one lacks: a capacity (every entry counts the cars inside) and the demo tariff
+    (every exit is priced by the tariff engine)."""
+    from datetime import timedelta
+
+    from parkinglot.billing import tariffs
     from parkinglot.context import build_context
     from parkinglot.db import transaction
+    from parkinglot.demo import DEMO_TARIFF
     from parkinglot.records import sites
+    from parkinglot.records.types import utcnow
 
     ctx = build_context({"DATABASE_URL": db_url})
     with transaction(ctx.sessions) as s:
-        site = sites.create_site(s, code="LOAD", name="Load test", timezone="Europe/Berlin", currency="EUR",
-                                 plate_region="us", capacity=None, duplicate_window_s=0, barrier_mode="pull")
+        site = sites.create_site(s, code="LOAD", name="Load test", timezone="Europe/Berlin",
+                                 currency="USD" if priced else "EUR", plate_region="us",
+                                 capacity=2000 if priced else None, duplicate_window_s=0, barrier_mode="pull")
+        if priced:
+            tariffs.create_version(s, site, code="standard", name="Standard", rules=DEMO_TARIFF,
+                                   effective_from=utcnow() - timedelta(days=1), make_default=True)
         entry = sites.create_lane(s, site, code="L-IN", name="In", direction="entry")
         exit_ = sites.create_lane(s, site, code="L-OUT", name="Out", direction="exit")
         key = sites.create_device(s, site, "load").key
@@ -237,13 +249,16 @@ def main(argv=None) -> None:
     ap.add_argument("--wrk-threads", "--controllers", dest="wrk_threads", type=int,
                     help="concurrent lane controllers, one wrk thread and connection each, so that a car's "
                          "exit never overtakes its entry (default: workers x threads, one per server thread)")
+    ap.add_argument("--priced", action="store_true",
+                    help="a site with a capacity and the demo tariff (entries count, exits are priced)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     if not shutil.which("wrk") and args.plates_seconds:
         raise SystemExit("wrk is needed for the plate-event load (apt-get install wrk)")
     tmp = Path(tempfile.mkdtemp(prefix="pl-load-"))
     args.wrk_threads = args.wrk_threads or args.workers * args.threads
-    result: dict = {"db": args.db, "workers": args.workers, "threads": args.threads, "controllers": args.wrk_threads}
+    result: dict = {"db": args.db, "workers": args.workers, "threads": args.threads, "controllers": args.wrk_threads,
+                    "priced_site": args.priced}
 
     def body(db_url: str) -> None:
         from parkinglot.records import migrate
@@ -252,7 +267,7 @@ def main(argv=None) -> None:
         engine = make_engine(db_url)
         migrate.upgrade(engine)
         engine.dispose()
-        site = setup_site(db_url)
+        site = setup_site(db_url, priced=args.priced)
         acked: list[str] = []
         with server(db_url, tmp, args.workers, args.threads, warm=args.frames_seconds > 0) as base:
             if args.plates_seconds:

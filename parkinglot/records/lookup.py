@@ -26,6 +26,8 @@ def register_plate(session: Session, site_id: int, plate: str) -> None:
     if not plate:
         return
     keys = sorted(plates.index_keys(plate))
+    if not keys:
+        return
     params: dict[str, object] = {"site_id": site_id, "plate": plate}
     params.update({f"key{i}": k for i, k in enumerate(keys)})
     session.execute(_add_keys(len(keys)), params)
