@@ -37,6 +37,8 @@ def plan(data: Path, quick: bool) -> list[tuple[str, list[str], bool]]:
         ("lane_event_cpu", ["benchmarks/lane_event_cpu.py", "--events", "500" if quick else "2000"], False),
         ("lane_load", ["benchmarks/lane_load.py", "--data", str(plates)]
          + (["--plates-seconds", "10", "--frames-seconds", "10"] if quick else []), True),
+        ("lane_load_priced", ["benchmarks/lane_load.py", "--priced", "--frames-seconds", "0"]
+         + (["--plates-seconds", "10"] if quick else []), False),
     ]
 
 
