@@ -149,8 +149,8 @@ def append(
 
     Writing the whole transaction's events at once keeps the chain's lock (the head
     row) for the shortest possible time: one statement on PostgreSQL (up to 8 events),
-    three elsewhere, however many events the transaction has. If the transaction (or the savepoint the event was
-    queued in) rolls back, the event goes with it.
+    three elsewhere, however many events the transaction has. If the transaction (or
+    the savepoint the event was queued in) rolls back, the event goes with it.
     """
     event = PendingEvent(
         at=(at or utcnow()).astimezone(timezone.utc),
@@ -178,7 +178,7 @@ _CHAINED_APPEND: dict[int, Any] = {}  # PostgreSQL: events in the transaction ->
 _VALUE_COLUMNS = [c for c in _events.c if c.name not in ("id", "prev_hash", "hash")]
 
 
-def _chained_append(n: int) -> Any:
+def _chained_append(n: int, dialect: Any) -> Any:
     """One PostgreSQL statement that locks the head, chains ``n`` events, inserts them and moves the head.
 
     The chain's lock is then held for one statement and the COMMIT, never while Python
@@ -198,7 +198,6 @@ def _chained_append(n: int) -> Any:
                          f"encode(sha256(convert_to(({prev}.id + 1)::text || chr(31) || :mid{i} || chr(31) "
                          f"|| {prev}.hash, 'UTF8')), 'hex') AS hash FROM {prev})")
             prev = f"e{i}"
-        dialect = _postgres_dialect()
         casts = {c.name: c.type.compile(dialect=dialect) for c in _VALUE_COLUMNS}
         rows = " UNION ALL ".join(
             f"SELECT e{i}.id, " + ", ".join(f"CAST(:ev{i}_{c.name} AS {casts[c.name]})" for c in _VALUE_COLUMNS)
@@ -213,12 +212,6 @@ def _chained_append(n: int) -> Any:
     return stmt
 
 
-def _postgres_dialect() -> Any:
-    from sqlalchemy.dialects import postgresql
-
-    return postgresql.dialect()
-
-
 def write_pending(session: Session) -> int:
     """Chain and insert the queued events (called before every commit). Returns how many."""
     pending: list[PendingEvent] = session.info.pop(_PENDING, [])
@@ -231,7 +224,7 @@ def write_pending(session: Session) -> int:
     if conn.dialect.name == "postgresql" and len(values) <= 8:  # the usual transaction: a lane event's few events
         params = {f"ev{i}_{k}": v for i, row in enumerate(values) for k, v in row.items()}
         params.update({f"mid{i}": hash_middle(**row) for i, row in enumerate(values)})
-        conn.execute(_chained_append(len(values)), params).one()
+        conn.execute(_chained_append(len(values), conn.dialect), params).one()
         return len(values)
     last_id, last_hash = conn.execute(_LOCK_HEAD).one()
     rows = []
