@@ -317,6 +317,31 @@ def test_connection_dropped_while_busy_is_retried_not_denied(app, client, lanes,
         assert s.scalar(select(func.count()).select_from(PlateRead).where(PlateRead.event_id == "d2")) == 1
 
 
+def test_frame_event_whose_connection_drops_mid_request_is_retried_with_its_frames(app, client, lanes, db,
+                                                                                   fake_pipeline, caplog):
+    if db.backend != "postgresql":
+        pytest.skip("a server-side disconnect needs a server")
+    assert plate_event(client, lanes["entry"], lanes["key"], plate="DROP0", event_id="f0").status_code == 200
+    recognize = fake_pipeline.recognize
+
+    def drop_then_recognize(frames, region="us"):
+        if fake_pipeline.calls == 0:  # after the frames were read, before anything is stored
+            from sqlalchemy import text
+            from parkinglot.web.transaction import db as request_db
+
+            pid = request_db().execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with db.engine.connect() as conn:
+                assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+        return recognize(frames, region)
+
+    fake_pipeline.recognize = drop_then_recognize
+    r = frame_event(client, lanes["entry"], lanes["key"], [jpeg()], event_id="f1")
+    assert r.status_code == 200 and r.get_json()["decision"] == "open", r.get_json()
+    assert "retrying once" in caplog.text
+    with db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(PlateRead).where(PlateRead.event_id == "f1")) == 1
+
+
 def test_connection_dropped_while_idle_is_found_by_the_checkout_ping(app, client, lanes, db, caplog):
     if db.backend != "postgresql":
         pytest.skip("a server-side disconnect needs a server")

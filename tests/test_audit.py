@@ -129,3 +129,18 @@ def test_batches_chained_by_the_database_verify_in_python(db, session):
     head = session.get(audit.AuditHead, 1)
     last = session.get(AuditEvent, sum(sizes))
     assert (head.last_id, head.last_hash) == (last.id, last.hash)
+
+
+def test_an_over_long_field_is_refused_never_cut_short(db, session):
+    """A value longer than its column must fail the append (PostgreSQL) or be stored whole
+    (SQLite has no length limit); never truncated under a hash taken of the full value."""
+    audit.append(session, "ok.event", "thing", 1, {})
+    session.commit()
+    audit.append(session, "x" * 70, "thing", "y" * 70, {})
+    try:
+        session.commit()
+    except DBAPIError:
+        session.rollback()
+        assert db.backend == "postgresql"
+    result = audit.verify(session)
+    assert result.ok, result

@@ -146,3 +146,23 @@ def test_interrupted_transaction_leaves_no_half_record(db):
         assert s.scalar(select(func.count()).select_from(ParkingSession)) == 0
         result = audit.verify(s)
         assert result.ok and result.checked == before
+
+
+@pytest.mark.parametrize("how", ["transaction", "savepoint"])
+def test_a_stay_opened_in_a_rolled_back_transaction_leaves_the_session(db, session, how):
+    """open_stay attaches its object as loaded; a rollback must still take it away, or a
+    retry (SQLite reuses the rolled-back id) would collide with it in the identity map."""
+    site, _entry, _exit = make_site(session)
+    session.commit()
+    if how == "savepoint":
+        nested = session.begin_nested()
+        first = stays.open_stay(session, site_id=site.id, plate="RB123", entered_at=T0, savepoint=False)
+        nested.rollback()
+    else:
+        first = stays.open_stay(session, site_id=site.id, plate="RB123", entered_at=T0, savepoint=False)
+        session.rollback()
+    assert first not in session
+    again = stays.open_stay(session, site_id=site.id, plate="RB123", entered_at=T0, savepoint=False)
+    session.commit()
+    assert again in session and again is not first
+    assert session.scalar(select(func.count()).select_from(ParkingSession)) == 1

@@ -198,7 +198,10 @@ def _chained_append(n: int, dialect: Any) -> Any:
                          f"encode(sha256(convert_to(({prev}.id + 1)::text || chr(31) || :mid{i} || chr(31) "
                          f"|| {prev}.hash, 'UTF8')), 'hex') AS hash FROM {prev})")
             prev = f"e{i}"
-        casts = {c.name: c.type.compile(dialect=dialect) for c in _VALUE_COLUMNS}
+        # strings as TEXT: an explicit cast to VARCHAR(n) would silently truncate a long value
+        # (whose hash was taken in full); the column's own assignment check raises instead
+        casts = {c.name: "TEXT" if c.type.python_type is str else c.type.compile(dialect=dialect)
+                 for c in _VALUE_COLUMNS}
         rows = " UNION ALL ".join(
             f"SELECT e{i}.id, " + ", ".join(f"CAST(:ev{i}_{c.name} AS {casts[c.name]})" for c in _VALUE_COLUMNS)
             + f", e{i}.prev_hash, e{i}.hash FROM e{i}" for i in range(n))
@@ -237,7 +240,8 @@ def write_pending(session: Session) -> int:
     return len(rows)
 
 
-def _within(txn: Any, ended: Any) -> bool:
+def within_transaction(txn: Any, ended: Any) -> bool:
+    """Whether ``txn`` is ``ended`` or nested inside it."""
     while txn is not None:
         if txn is ended:
             return True
@@ -254,7 +258,7 @@ def _write_before_commit(session: Session) -> None:
 def _drop_rolled_back(session: Session, previous_transaction: Any) -> None:
     pending = session.info.get(_PENDING)
     if pending:
-        session.info[_PENDING] = [ev for ev in pending if not _within(ev.transaction, previous_transaction)]
+        session.info[_PENDING] = [ev for ev in pending if not within_transaction(ev.transaction, previous_transaction)]
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from typing import Optional
+from typing import Any, Optional
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -37,6 +37,29 @@ def new_ticket() -> str:
 
 _stay = ParkingSession.__table__
 _INSERT = insert(_stay).returning(_stay.c.id)  # built once
+_OPENED = "parkinglot_opened_stays"
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back_stays(session: Session, previous_transaction: Any) -> None:
+    """A stay attached by ``open_stay`` is not "new" to the session, so a rollback would leave
+    it in the identity map for a row that no longer exists; drop it with its transaction."""
+    opened = session.info.get(_OPENED)
+    if not opened:
+        return
+    keep = []
+    for stay, txn in opened:
+        if audit.within_transaction(txn, previous_transaction):
+            if stay in session:
+                session.expunge(stay)
+        else:
+            keep.append((stay, txn))
+    session.info[_OPENED] = keep
+
+
+@event.listens_for(Session, "after_commit")
+def _committed_stays_stay(session: Session) -> None:
+    session.info.pop(_OPENED, None)
 
 
 def open_stay(
@@ -83,6 +106,7 @@ def open_stay(
     stay = ParkingSession(id=stay_id, **values)
     make_transient_to_detached(stay)  # persistent without a second INSERT; relationships load on use
     session.add(stay)
+    session.info.setdefault(_OPENED, []).append((stay, session.get_nested_transaction() or session.get_transaction()))
     lookup.register_plate(session, site_id, plate)
     audit.append(
         session, "stay.opened", "stay", stay.id,

@@ -134,6 +134,7 @@ def parse_event_request(now: datetime, *, allow_plate: bool = True) -> EventRequ
         for i, f in enumerate(files):
             if f.mimetype not in ("image/jpeg", "image/png", "application/octet-stream", ""):
                 raise UnsupportedMediaType(f"frame {i} is {f.mimetype}; send image/jpeg or image/png")
+            f.stream.seek(0)  # a retry of the event (lost database connection) reads it again
             data = f.read()
             kind = images.sniff(data)
             if kind is None:
