@@ -210,8 +210,7 @@ def _entry(session: Session, site: Site, lane: Lane, read: StoredRead, ev: LaneE
     plate = read.plate
     flags = entry_checks.entry_flags(session, site.id, plate)
     inside = lookup.open_stay_for(session, site.id, plate) if flags.inside else None
-    cred = (permits.credential_for(session, site, plate, at, named=(flags.permit, flags.visitor_pass))
-            if flags.permit or flags.visitor_pass else None)
+    cred = permits.credential_for(session, site, plate, at) if flags.permit or flags.visitor_pass else None
     facts = decide.EntryFacts(
         plate=plate, confidence=read.confidence,
         hotlisted=flags.hotlisted,

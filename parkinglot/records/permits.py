@@ -100,20 +100,17 @@ PASS_NAMES_PLATE = exists(_PASSES_NAMING.with_only_columns(VisitorPass.id))
 _NAMED_BY = select(PERMIT_NAMES_PLATE, PASS_NAMES_PLATE)
 
 
-def credential_for(session: Session, site: Site, plate: str, at: datetime, *,
-                   named: Optional[tuple[bool, bool]] = None) -> Optional[CredentialHit]:
+def credential_for(session: Session, site: Site, plate: str, at: datetime) -> Optional[CredentialHit]:
     """The best permit or visitor pass naming ``plate`` at ``site`` (a valid one wins).
 
     Passes and permits that ended more than 30 days ago are ignored: a long-lapsed
-    permit should not send a paying visitor to an attendant. ``named`` is
-    ``(a permit names it, a pass names it)`` when the caller already asked
-    (``entry_checks``); otherwise this asks first.
+    permit should not send a paying visitor to an attendant.
     """
     if not plate:
         return None
     hits: list[CredentialHit] = []
     params = {"site_id": site.id, "plate": plate}
-    has_permit, has_pass = named if named is not None else session.execute(_NAMED_BY, params).one()
+    has_permit, has_pass = session.execute(_NAMED_BY, params).one()
     permits = session.scalars(_PERMITS_NAMING, params).all() if has_permit else []
     for p in permits:
         status = permit_status(p, at, site.timezone)

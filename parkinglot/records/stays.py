@@ -58,7 +58,7 @@ def _forget_rolled_back_stays(session: Session, previous_transaction: Any) -> No
 
 
 @event.listens_for(Session, "after_commit")
-def _committed_stays_stay(session: Session) -> None:
+def _forget_committed_stays(session: Session) -> None:
     session.info.pop(_OPENED, None)
 
 

@@ -213,21 +213,19 @@ def _fail_closed(exc: ParkingError, decision: str = "attendant"):
 def lane_event(lane_code: str):
     """A car at the barrier: decide open / deny / attendant, with a reason."""
     received = utcnow()
-    try:
+    for attempt in (1, 2):
         try:
             return _lane_event(lane_code, received)
         except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            # the pooled connection had died (database restarted): the pool is reset, and
-            # a retry on a fresh connection is safe (a committed first try is replayed)
-            log.warning("lane=%s database connection lost; retrying once", lane_code)
-            db().rollback()
-            return _lane_event(lane_code, received)
-    except DBAPIError as exc:
-        rollback_only()
-        log.error("lane=%s database unavailable: %s", lane_code, exc.__class__.__name__)
-        return _db_down()
+            if attempt == 1 and exc.connection_invalidated:
+                # the pooled connection had died (database restarted): the pool is reset, and
+                # a retry on a fresh connection is safe (a committed first try is replayed)
+                log.warning("lane=%s database connection lost; retrying once", lane_code)
+                db().rollback()
+                continue
+            rollback_only()
+            log.error("lane=%s database unavailable: %s", lane_code, exc.__class__.__name__)
+            return _db_down()
 
 
 def _lane_event(lane_code: str, received: datetime):
