@@ -136,3 +136,43 @@ def test_rejects_bad_input(bad):
 def test_rejects_bad_top_k():
     with pytest.raises(ValueError):
         locate(np.zeros((10, 10), np.uint8), top_k=0)
+
+
+def _plate_in_a_dealer_frame() -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A plate whose characters stand with their feet in the frame's dark bottom bar: the
+    characters and the bar are one blob in every ordinary threshold mask."""
+    import cv2
+
+    img = np.full((400, 640, 3), 90, np.uint8) + np.random.default_rng(3).integers(0, 20, (400, 640, 3), np.uint8)
+    x, y, w, h = 220, 180, 200, 70
+    cv2.rectangle(img, (x - 12, y - 12), (x + w + 12, y + h + 12), (30, 30, 30), -1)
+    cv2.rectangle(img, (x, y), (x + w, y + h), (235, 235, 235), -1)
+    (tw, th), _ = cv2.getTextSize("7KQM418", cv2.FONT_HERSHEY_SIMPLEX, 1.2, 3)
+    tx, base = x + (w - tw) // 2, y + (h + th) // 2
+    cv2.putText(img, "7KQM418", (tx, base), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (25, 25, 25), 3, cv2.LINE_AA)
+    cv2.rectangle(img, (x - 12, base - 3), (x + w + 12, y + h + 12), (30, 30, 30), -1)
+    return img, (tx, base - th, tw, th)
+
+
+def test_characters_standing_in_a_frame_bar_are_found_as_a_row():
+    from parkinglot.lpr.locate import DEFAULT_PARAMS
+
+    img, text_box = _plate_in_a_dealer_frame()
+    without = locate(img, top_k=5, params=dataclasses.replace(DEFAULT_PARAMS, bar_cut=0))
+    assert not any(c.source == "chars" and iou(c.axis_box(), text_box) >= 0.5 for c in without)
+    best = locate(img, top_k=5)[0]
+    assert best.source == "chars" and best.lines == 1 and iou(best.axis_box(), text_box) >= 0.5
+
+
+def test_the_frame_bar_fallback_leaves_plates_found_the_ordinary_way_alone(results):
+    from parkinglot.lpr.locate import DEFAULT_PARAMS
+
+    plain = dataclasses.replace(DEFAULT_PARAMS, bar_cut=0)
+    compared = 0
+    for frame, cands in results[:20]:
+        hit = _hit(frame, cands)
+        other = _hit(frame, locate(frame.image, top_k=5, params=plain))
+        if hit is not None and other is not None:
+            assert np.allclose(hit.corners, other.corners) and hit.score == other.score
+            compared += 1
+    assert compared >= 15

@@ -7,7 +7,10 @@ Two detectors share one numba preprocessing pass (``kernels``):
   text), connected components, and chains of character-like blobs of similar height
   standing side by side, extended along their line across wider gaps (dash, emblem).
   They give the row's angle and the exact band of the characters, which is what the
-  reader needs. Two such rows stacked and centred make a two-line plate.
+  reader needs. Two such rows stacked and centred make a two-line plate. Where the
+  characters stand in a frame's bar (a dealer frame over their feet) they and the bar
+  are one blob; a fallback mask with long horizontal runs removed separates them, and
+  its rows count only where no ordinary row was found.
 * **edge blocks** - the vertical-edge (Sobel x) map closed horizontally: plates are
   dense, wide blocks of vertical strokes. They raise the score of character rows
   inside them, and stand alone (low score) where no row was found; such a crop is
@@ -51,6 +54,8 @@ class LocatorParams:
                                         # (w, h), cutting thin links to frames; (0, 0): off
     split_mask: int = 0                # index into ``offsets`` of the masks to erode
     split_polarities: tuple[str, ...] = ("dark_on_light",)  # which of them
+    bar_cut: int = 41                  # fallback: the split masks with horizontal runs at least this
+                                        # long removed (a frame's bar the characters touch); 0: off
     consensus: float = 0.5             # bonus per other hypothesis agreeing on a plate
     max_gap: float = 2.5               # row extension across gaps (dash, emblem), in heights
     two_line_bonus: float = 0.3        # two stacked rows of one size: a two-line plate
@@ -139,6 +144,17 @@ class _Row:
                      (self.u1 + mu1, self.v1 + mv1), (self.u0 - mu0, self.v1 + mv1)):
             pts.append((self.cx + u * ca - v * sa, self.cy + u * sa + v * ca))
         return np.array(pts, np.float32)
+
+
+def _only_new(extra: list[_Row], rows: list[_Row], max_iou: float = 0.3) -> list[_Row]:
+    """Fallback rows where no ordinary row was found. Where both found the plate the
+    ordinary band is the better crop: cutting a frame's bar also cut the characters' feet."""
+    if not extra or not rows:
+        return extra
+    a = np.array([_quad_box(r.quad(0, 0, 0, 0)) for r in extra], np.float64)
+    b = np.array([_quad_box(r.quad(0, 0, 0, 0)) for r in rows], np.float64)
+    overlaps = (_iou_matrix(a, b) >= max_iou).any(axis=1)
+    return [r for r, o in zip(extra, overlaps) if not o]
 
 
 def _quad_box(q: np.ndarray) -> tuple[float, float, float, float]:
@@ -396,22 +412,26 @@ def locate_timed(image: np.ndarray, *, top_k: int = 5,
     else:
         gray = gray_full
     # every per-pixel pass (numba kernels), down to component statistics
-    passes: list[tuple[str, np.ndarray]] = []
+    passes: list[tuple[str, np.ndarray, bool]] = []   # polarity, mask, fallback only
     for c in p.offsets:
         dark, light = K.adaptive_threshold_both(gray, p.block, c)
-        passes += [("dark_on_light", dark), ("light_on_dark", light)]
+        passes += [("dark_on_light", dark, False), ("light_on_dark", light, False)]
+    split = [(pol, m) for pol, m, _ in passes[2 * p.split_mask:2 * p.split_mask + 2] if pol in p.split_polarities]
     if p.split_erode[0] > 0:
-        passes += [(pol, K.erode(m, p.split_erode)) for pol, m in passes[2 * p.split_mask:2 * p.split_mask + 2]
-                   if pol in p.split_polarities]
-    labelled = [(pol, m, *K.connected_components(m, 8, labels=False)[1:]) for pol, m in passes]
+        passes += [(pol, K.erode(m, p.split_erode), False) for pol, m in split]
+    if p.bar_cut > 0:
+        passes += [(pol, m & ~K.open_(m, (p.bar_cut, 1)), True) for pol, m in split]
+    labelled = [(pol, m, fallback, *K.connected_components(m, 8, labels=False)[1:]) for pol, m, fallback in passes]
     edge_bin = K.sobel_x(gray, threshold=p.edge_thresh)
     edge_blk = K.open_(K.close(edge_bin, (17, 3)), (9, 5))
     _, edge_stats, edge_fill = K.connected_components(edge_blk, 8, labels=False)
     t1 = time.perf_counter()
 
     rows: list[_Row] = []
-    for pol, m, stats, fill in labelled:
-        rows += _rows_from_mask(m, stats, fill, gray, pol, p)
+    fallback_rows: list[_Row] = []
+    for pol, m, fallback, stats, fill in labelled:
+        (fallback_rows if fallback else rows).extend(_rows_from_mask(m, stats, fill, gray, pol, p))
+    rows += _only_new(fallback_rows, rows)
     hyps: list[dict] = []
     for members, pol in _merge_lines(rows):
         if len(members) == 1:
