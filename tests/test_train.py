@@ -129,3 +129,52 @@ def test_a_continued_round_skips_stage_one_and_starts_from_the_given_weights(tmp
     # step 0 is the given weights, scored before any training: a round never ships worse than its start
     assert report["selected"]["stage"] == "full" and report["stage2"]["best_val"] >= history[0]["score"]
     assert ocr.load_tuned(out, quantize=False) is not None
+
+
+def _tiny_stage(tmp_path: Path, steps: int, ema: float, seen: list):
+    """run_stage on a one-parameter model pulled towards 3.0, every validated network recorded."""
+    import argparse
+
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    args = argparse.Namespace(workdir=tmp_path, fresh=False, quiet=True, ema=ema, seed=1, warmup=1,
+                              eval_every=1, ckpt_every=1)
+
+    def step_fn(rng) -> float:
+        loss = ((model.weight - 3.0) ** 2).sum()
+        loss.backward()
+        return float(loss.detach())
+
+    def eval_fn(net) -> dict:
+        w = float(net.weight.detach())
+        seen.append(w)
+        return {"score": 1.0 / (1.0 + abs(w - 3.0))}
+
+    state = train.run_stage("tiny", model, list(model.parameters()), steps, 0.1, args, step_fn, eval_fn)
+    return model, state
+
+
+def test_ema_validates_and_keeps_the_moving_average_and_resumes_it(tmp_path: Path) -> None:
+    import torch
+
+    raw_seen: list[float] = []
+    raw, _ = _tiny_stage(tmp_path / "raw", 3, 0.0, raw_seen)
+    avg_seen: list[float] = []
+    _, state = _tiny_stage(tmp_path / "avg", 3, 0.5, avg_seen)
+    # the same trajectory of raw weights; what is judged is the average of them, which lags
+    expect, avg = [0.0], 0.0
+    for w in raw_seen[1:]:
+        avg = 0.5 * avg + 0.5 * w
+        expect.append(avg)
+    assert avg_seen == pytest.approx(expect) and avg_seen[-1] < raw_seen[-1]
+    best = torch.load(tmp_path / "avg" / "tiny" / "best.pth")
+    assert float(best["module.weight"]) == pytest.approx(expect[state["best_step"]])
+    # interrupted after two steps, resumed to three: the same averages as one go
+    resumed: list[float] = []
+    _tiny_stage(tmp_path / "again", 2, 0.5, resumed)
+    _tiny_stage(tmp_path / "again", 3, 0.5, resumed)
+    assert resumed == pytest.approx(expect)
