@@ -146,14 +146,21 @@ class _Row:
         return np.array(pts, np.float32)
 
 
-def _only_new(extra: list[_Row], rows: list[_Row], max_iou: float = 0.3) -> list[_Row]:
+def _only_new(extra: list[_Row], rows: list[_Row], max_overlap: float = 0.3) -> list[_Row]:
     """Fallback rows where no ordinary row was found. Where both found the plate the
-    ordinary band is the better crop: cutting a frame's bar also cut the characters' feet."""
+    ordinary band is the better crop: cutting a frame's bar also cut the characters' feet,
+    so the fallback band is often a part of the ordinary one (overlap is measured on
+    the smaller box, not as IoU)."""
     if not extra or not rows:
         return extra
     a = np.array([_quad_box(r.quad(0, 0, 0, 0)) for r in extra], np.float64)
     b = np.array([_quad_box(r.quad(0, 0, 0, 0)) for r in rows], np.float64)
-    overlaps = (_iou_matrix(a, b) >= max_iou).any(axis=1)
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    smaller = np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
+    overlaps = (ix * iy / smaller >= max_overlap).any(axis=1)
     return [r for r, o in zip(extra, overlaps) if not o]
 
 
