@@ -24,7 +24,9 @@ CHROMIUM = "/usr/bin/chromium"
 TRAINING_FONTS = [
     "fonts-dejavu-core", "fonts-dejavu-extra", "fonts-liberation", "fonts-liberation2",
     "fonts-freefont-ttf", "fonts-urw-base35", "fonts-croscore", "fonts-roboto-unhinted",
-    "fonts-open-sans", "fonts-b612", "fonts-league-spartan", "fonts-go", "fonts-cantarell",
+    "fonts-open-sans", "fonts-b612", "fonts-league-spartan", "fonts-cantarell", "fonts-bebas-neue",
+    "fonts-adf-universalis", "fonts-clear-sans", "fonts-cabin", "fonts-karla", "fonts-lato",
+    "fonts-manrope", "fonts-oxygen",
 ]
 
 

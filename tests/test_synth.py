@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,3 +59,25 @@ def test_installed_fonts_render_too() -> None:
     fonts = synth.font_choices()     # installed fonts, or the fallback on a bare machine
     s = synth.render_plate(np.random.default_rng(3), "eu", fonts)
     assert LABEL.fullmatch(s.text) and s.image.dtype == np.uint8
+
+
+def test_every_font_family_is_equally_likely() -> None:
+    # one family ships thirty files, the other two: each should still get half the plates
+    fonts = [("pil", f"/fonts/big/{i}.ttf") for i in range(30)] + [("pil", f"/fonts/small/{i}.ttf") for i in range(2)]
+    rng = np.random.default_rng(0)
+    picks = [synth._pick_font(rng, fonts)[1] for _ in range(4000)]
+    small = sum(p.startswith("/fonts/small/") for p in picks) / len(picks)
+    assert 0.45 < small < 0.55
+    assert {p for p in picks if p.startswith("/fonts/small/")} == {"/fonts/small/0.ttf", "/fonts/small/1.ttf"}
+
+
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
+
+
+@pytest.mark.skipif(not (DEJAVU / "DejaVuSansMono.ttf").exists(), reason="Debian's fonts-dejavu-core not installed")
+def test_fonts_with_a_slashed_or_dotted_zero_are_not_used() -> None:
+    # DejaVu Sans Mono marks its zero inside the oval, DejaVu Sans does not; plates never do
+    assert not synth._plain_zero(str(DEJAVU / "DejaVuSansMono.ttf"))
+    assert synth._plain_zero(str(DEJAVU / "DejaVuSans.ttf"))
+    assert synth._plain_zero(str(DEJAVU / "DejaVuSans-Bold.ttf"))
+    assert not synth._plain_zero("/nonexistent/font.ttf")

@@ -97,7 +97,8 @@ def random_plate_text(rng: np.random.Generator, region: str | None = None) -> tu
 _FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", os.path.expanduser("~/.fonts"))
 _FONT_SKIP = ("italic", "oblique", "thin", "extralight", "symbol", "math", "serif", "smallcaps",
               "z003", "d050000l", "bookman", "schoolbook", "palladio", "c059", "p052", "roman",
-              "times", "tinos", "gothic", "emoji", "cjk", "light", "script", "hand")
+              "times", "tinos", "gothic", "emoji", "cjk", "light", "script", "hand", "stencil",
+              "hairline", "tamil", "extended", "wide", "condit", "[")
 
 
 @lru_cache(maxsize=1)
@@ -111,11 +112,41 @@ def find_fonts() -> tuple[str, ...]:
     seen_names: set[str] = set()
     for path in sorted(found):
         name = os.path.basename(path).lower()
-        if any(s in name for s in _FONT_SKIP) or name in seen_names:
+        if any(s in name for s in _FONT_SKIP) or name in seen_names or not _plain_zero(path):
             continue
         seen_names.add(name)
         keep.append(path)
     return tuple(keep)
+
+
+def _plain_zero(path: str) -> bool:
+    """Whether the font's ``0`` is an empty oval. Plates never use slashed or dotted
+    zeros (programmers' monospace faces do); a reader trained on them learns a 0 that
+    no plate shows and separates it worse from D and O."""
+    try:
+        m = _glyph_mask("0", ("pil", path), 64, 0)
+    except OSError:
+        return False
+    h, w = m.shape
+    centre = m[int(h * 0.3):int(h * 0.7), int(w * 0.35):int(w * 0.65)]
+    return centre.size > 0 and float((centre > 128).mean()) < 0.15
+
+
+def _pick_font(rng: np.random.Generator, fonts: Sequence[FontSpec]) -> FontSpec:
+    """A font with every family (font directory) equally likely, so a package shipping
+    thirty weights and widths does not crowd out one that ships two."""
+    families = _families(tuple(fonts))
+    members = families[int(rng.integers(len(families)))]
+    return members[int(rng.integers(len(members)))]
+
+
+@lru_cache(maxsize=8)
+def _families(fonts: tuple[FontSpec, ...]) -> tuple[tuple[FontSpec, ...], ...]:
+    groups: dict[str, list[FontSpec]] = {}
+    for f in fonts:
+        key = os.path.dirname(f[1]) if f[0] == "pil" and isinstance(f[1], str) else f[0]
+        groups.setdefault(key, []).append(f)
+    return tuple(tuple(g) for _, g in sorted(groups.items()))
 
 
 @lru_cache(maxsize=256)
@@ -193,7 +224,7 @@ def _line_mask(rng: np.random.Generator, text: str, font: FontSpec, cap: int,
 
 def _small_text(rng: np.random.Generator, fonts: list[FontSpec], height: int) -> np.ndarray:
     word = _WORDS[int(rng.integers(len(_WORDS)))]
-    font = fonts[int(rng.integers(len(fonts)))]
+    font = _pick_font(rng, fonts)
     if font[0] == "hershey":
         scale = height / 22.0
         (w, h), base = cv2.getTextSize(word, font[1], scale, 1)
@@ -239,7 +270,7 @@ def render_plate(rng: np.random.Generator, region: str | None = None,
     """Render one random plate and return it as a camera-like grayscale crop."""
     fonts = fonts or font_choices()
     layout, label, region = random_plate_text(rng, region)
-    font = fonts[int(rng.integers(len(fonts)))]
+    font = _pick_font(rng, fonts)
     cap = 48
     condense = rng.uniform(0.6, 1.1)
     bold = int(rng.integers(0, 3))
