@@ -26,7 +26,7 @@ TRAINING_FONTS = [
     "fonts-freefont-ttf", "fonts-urw-base35", "fonts-croscore", "fonts-roboto-unhinted",
     "fonts-open-sans", "fonts-b612", "fonts-league-spartan", "fonts-cantarell", "fonts-bebas-neue",
     "fonts-adf-universalis", "fonts-clear-sans", "fonts-cabin", "fonts-karla", "fonts-lato",
-    "fonts-manrope", "fonts-oxygen",
+    "fonts-manrope", "fonts-oxygen", "fonts-opendin", "fonts-routed-gothic",
 ]
 
 

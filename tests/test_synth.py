@@ -1,6 +1,7 @@
 """Synthetic plate generator: valid images and labels, with or without installed fonts."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -81,3 +82,22 @@ def test_fonts_with_a_slashed_or_dotted_zero_are_not_used() -> None:
     assert synth._plain_zero(str(DEJAVU / "DejaVuSans.ttf"))
     assert synth._plain_zero(str(DEJAVU / "DejaVuSans-Bold.ttf"))
     assert not synth._plain_zero("/nonexistent/font.ttf")
+
+
+@pytest.mark.skipif(not (DEJAVU / "DejaVuSans.ttf").exists(), reason="Debian's fonts-dejavu-core not installed")
+def test_font_names_decide_which_faces_are_plate_like(tmp_path, monkeypatch) -> None:
+    # the name filter keeps upright plain faces (a signage "gothic" included) and drops italic,
+    # wide and the geometric URW Gothic; one file of the same name counts once
+    names = ["routed-gothic.ttf", "routed-gothic-narrow.ttf", "routed-gothic-italic.ttf",
+             "routed-gothic-wide.ttf", "URWGothic-Book.ttf", "Plain-Regular.ttf"]
+    for name in names:
+        (tmp_path / name).write_bytes((DEJAVU / "DejaVuSans.ttf").read_bytes())
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "Plain-Regular.ttf").write_bytes((DEJAVU / "DejaVuSans.ttf").read_bytes())
+    monkeypatch.setattr(synth, "_FONT_DIRS", (str(tmp_path),))
+    synth.find_fonts.cache_clear()
+    try:
+        kept = sorted(os.path.relpath(p, tmp_path) for p in synth.find_fonts())
+    finally:
+        synth.find_fonts.cache_clear()
+    assert kept == ["Plain-Regular.ttf", "routed-gothic-narrow.ttf", "routed-gothic.ttf"]

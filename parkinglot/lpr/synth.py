@@ -97,7 +97,7 @@ def random_plate_text(rng: np.random.Generator, region: str | None = None) -> tu
 _FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", os.path.expanduser("~/.fonts"))
 _FONT_SKIP = ("italic", "oblique", "thin", "extralight", "symbol", "math", "serif", "smallcaps",
               "z003", "d050000l", "bookman", "schoolbook", "palladio", "c059", "p052", "roman",
-              "times", "tinos", "gothic", "emoji", "cjk", "light", "script", "hand", "stencil",
+              "times", "tinos", "urwgothic", "emoji", "cjk", "light", "script", "hand", "stencil",
               "hairline", "tamil", "extended", "wide", "condit", "[")
 
 
