@@ -176,3 +176,35 @@ def test_the_frame_bar_fallback_leaves_plates_found_the_ordinary_way_alone(resul
             assert np.allclose(hit.corners, other.corners) and hit.score == other.score
             compared += 1
     assert compared >= 15
+
+
+def _frame_with_a_timestamp() -> tuple[np.ndarray, tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """A plate in the middle of the frame and the camera's timestamp burnt into its top-left corner."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    img = np.empty((480, 720, 3), np.uint8)
+    img[:] = cv2.GaussianBlur(rng.integers(60, 120, (480, 720, 1)).astype(np.uint8), (0, 0), 6)[..., None]
+    cv2.rectangle(img, (0, 0), (330, 26), (0, 0, 0), -1)
+    cv2.putText(img, "2014-05-13 07:22", (4, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.75, (255, 255, 255), 2, cv2.LINE_AA)
+    x, y, w, h = 280, 300, 170, 60
+    cv2.rectangle(img, (x, y), (x + w, y + h), (235, 235, 235), -1)
+    (tw, th), _ = cv2.getTextSize("7KQM418", cv2.FONT_HERSHEY_SIMPLEX, 1.2, 3)
+    tx, base = x + (w - tw) // 2, y + (h + th) // 2
+    cv2.putText(img, "7KQM418", (tx, base), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (25, 25, 25), 3, cv2.LINE_AA)
+    return img, (tx, base - th, tw, th), (0, 0, 330, 26)
+
+
+def test_text_along_the_frame_border_loses_score_and_plates_inside_do_not():
+    from parkinglot.lpr.locate import DEFAULT_PARAMS
+
+    img, plate_box, stamp_box = _frame_with_a_timestamp()
+    plain = locate(img, top_k=5, params=dataclasses.replace(DEFAULT_PARAMS, border_penalty=0.0))
+    penalised = locate(img, top_k=5)
+
+    def find(cands, box):
+        return next(c for c in cands if iou(c.axis_box(), box) >= 0.5)
+
+    assert find(penalised, plate_box) is penalised[0]
+    assert find(penalised, plate_box).score == find(plain, plate_box).score
+    assert find(plain, stamp_box).score - find(penalised, stamp_box).score == pytest.approx(DEFAULT_PARAMS.border_penalty)

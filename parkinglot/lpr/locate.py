@@ -17,8 +17,9 @@ Two detectors share one numba preprocessing pass (``kernels``):
   trimmed to its edge-dense rows instead.
 
 Rows are scored on geometry (glyph count, even height and pitch, length) and pixels
-(contrast, ink in the band versus just above and below), de-duplicated, and the best
-``top_k`` returned. ``corners`` are the estimated *plate* outline (the character band
+(contrast, ink in the band versus just above and below), lose score where their
+characters run into the frame border (cut-off plates, camera timestamps), are
+de-duplicated, and the best ``top_k`` returned. ``corners`` are the estimated *plate* outline (the character band
 grown by typical plate margins); ``crop`` is the character band only, rectified from
 the full-resolution frame. OpenCV is used for resizes and the final warp only.
 """
@@ -59,6 +60,9 @@ class LocatorParams:
     consensus: float = 0.5             # bonus per other hypothesis agreeing on a plate
     max_gap: float = 2.5               # row extension across gaps (dash, emblem), in heights
     two_line_bonus: float = 0.3        # two stacked rows of one size: a two-line plate
+    border_gap: float = 0.5            # rows whose characters come within this many heights of
+    border_penalty: float = 3.0        # the frame border lose this much score (cut off, or the
+                                        # camera's timestamp overlay); set a priori, not tuned
     max_rows: int = 12                 # rows per mask that get pixel-level scoring
     crop_height: int = 64              # output crop height (easyocr's recogniser uses 64)
 
@@ -144,6 +148,19 @@ class _Row:
                      (self.u1 + mu1, self.v1 + mv1), (self.u0 - mu0, self.v1 + mv1)):
             pts.append((self.cx + u * ca - v * sa, self.cy + u * sa + v * ca))
         return np.array(pts, np.float32)
+
+
+def _at_border(row: _Row, shape: tuple[int, ...], gap: float) -> bool:
+    """Whether the row's characters reach to within ``gap`` row heights of the frame border.
+
+    Such a row is either a plate the frame cuts off, whose reading cannot be complete, or
+    text the camera burns into its frames (timestamp, camera name), which lives along the
+    top and bottom edges. Either way it should not outrank a row standing clear inside."""
+    q = row.quad(0, 0, 0, 0)
+    margin = gap * row.height
+    h, w = shape[:2]
+    return bool(q[:, 0].min() < margin or q[:, 1].min() < margin or
+                q[:, 0].max() > w - 1 - margin or q[:, 1].max() > h - 1 - margin)
 
 
 def _only_new(extra: list[_Row], rows: list[_Row], max_overlap: float = 0.3) -> list[_Row]:
@@ -441,16 +458,17 @@ def locate_timed(image: np.ndarray, *, top_k: int = 5,
     rows += _only_new(fallback_rows, rows)
     hyps: list[dict] = []
     for members, pol in _merge_lines(rows):
+        at_border = any(_at_border(r, gray.shape, p.border_gap) for r in members)
         if len(members) == 1:
             r = members[0]
-            sc = r.score
+            sc = r.score - p.border_penalty * at_border
             band = r.quad(0.45 * r.height, 0.45 * r.height, 0.12 * r.height, 0.12 * r.height)
             plate = r.quad(0.6 * r.height, 0.6 * r.height, 0.3 * r.height, 0.3 * r.height)
             hyps.append(dict(score=sc, plate=plate, bands=[band], pol=pol, lines=1, angle=r.angle, src="chars",
                              box=_quad_box(plate)))
         else:
             top, bot = members
-            sc = max(top.score, bot.score) + p.two_line_bonus
+            sc = max(top.score, bot.score) + p.two_line_bonus - p.border_penalty * at_border
             bands = [r.quad(0.45 * r.height, 0.45 * r.height, 0.12 * r.height, 0.12 * r.height) for r in members]
             allq = np.vstack(bands)
             # plate: both bands' hull along the lower row's direction
