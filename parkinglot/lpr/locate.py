@@ -19,9 +19,10 @@ Two detectors share one numba preprocessing pass (``kernels``):
 Rows are scored on geometry (glyph count, even height and pitch, length) and pixels
 (contrast, ink in the band versus just above and below), lose score where their
 characters run into the frame border (cut-off plates, camera timestamps), are
-de-duplicated, and the best ``top_k`` returned. ``corners`` are the estimated *plate* outline (the character band
-grown by typical plate margins); ``crop`` is the character band only, rectified from
-the full-resolution frame. OpenCV is used for resizes and the final warp only.
+de-duplicated, and the best ``top_k`` returned. ``corners`` are the estimated *plate*
+outline (the character band grown by typical plate margins); ``crop`` is the character
+band only, rectified from the full-resolution frame. OpenCV is used for resizes and the
+final warp only.
 """
 from __future__ import annotations
 
