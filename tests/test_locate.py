@@ -138,6 +138,17 @@ def test_rejects_bad_top_k():
         locate(np.zeros((10, 10), np.uint8), top_k=0)
 
 
+def _white_plate(img: np.ndarray, x: int, y: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """Draw a white plate with dark characters centred on it; returns the characters' box."""
+    import cv2
+
+    cv2.rectangle(img, (x, y), (x + w, y + h), (235, 235, 235), -1)
+    (tw, th), _ = cv2.getTextSize("7KQM418", cv2.FONT_HERSHEY_SIMPLEX, 1.2, 3)
+    tx, base = x + (w - tw) // 2, y + (h + th) // 2
+    cv2.putText(img, "7KQM418", (tx, base), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (25, 25, 25), 3, cv2.LINE_AA)
+    return tx, base - th, tw, th
+
+
 def _plate_in_a_dealer_frame() -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """A plate whose characters stand with their feet in the frame's dark bottom bar: the
     characters and the bar are one blob in every ordinary threshold mask."""
@@ -146,12 +157,10 @@ def _plate_in_a_dealer_frame() -> tuple[np.ndarray, tuple[int, int, int, int]]:
     img = np.full((400, 640, 3), 90, np.uint8) + np.random.default_rng(3).integers(0, 20, (400, 640, 3), np.uint8)
     x, y, w, h = 220, 180, 200, 70
     cv2.rectangle(img, (x - 12, y - 12), (x + w + 12, y + h + 12), (30, 30, 30), -1)
-    cv2.rectangle(img, (x, y), (x + w, y + h), (235, 235, 235), -1)
-    (tw, th), _ = cv2.getTextSize("7KQM418", cv2.FONT_HERSHEY_SIMPLEX, 1.2, 3)
-    tx, base = x + (w - tw) // 2, y + (h + th) // 2
-    cv2.putText(img, "7KQM418", (tx, base), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (25, 25, 25), 3, cv2.LINE_AA)
+    text_box = _white_plate(img, x, y, w, h)
+    base = text_box[1] + text_box[3]
     cv2.rectangle(img, (x - 12, base - 3), (x + w + 12, y + h + 12), (30, 30, 30), -1)
-    return img, (tx, base - th, tw, th)
+    return img, text_box
 
 
 def test_characters_standing_in_a_frame_bar_are_found_as_a_row():
@@ -187,12 +196,7 @@ def _frame_with_a_timestamp() -> tuple[np.ndarray, tuple[int, int, int, int], tu
     img[:] = cv2.GaussianBlur(rng.integers(60, 120, (480, 720, 1)).astype(np.uint8), (0, 0), 6)[..., None]
     cv2.rectangle(img, (0, 0), (330, 26), (0, 0, 0), -1)
     cv2.putText(img, "2014-05-13 07:22", (4, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.75, (255, 255, 255), 2, cv2.LINE_AA)
-    x, y, w, h = 280, 300, 170, 60
-    cv2.rectangle(img, (x, y), (x + w, y + h), (235, 235, 235), -1)
-    (tw, th), _ = cv2.getTextSize("7KQM418", cv2.FONT_HERSHEY_SIMPLEX, 1.2, 3)
-    tx, base = x + (w - tw) // 2, y + (h + th) // 2
-    cv2.putText(img, "7KQM418", (tx, base), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (25, 25, 25), 3, cv2.LINE_AA)
-    return img, (tx, base - th, tw, th), (0, 0, 330, 26)
+    return img, _white_plate(img, 280, 300, 170, 60), (0, 0, 330, 26)
 
 
 def test_text_along_the_frame_border_loses_score_and_plates_inside_do_not():
