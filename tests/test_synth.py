@@ -32,6 +32,18 @@ def test_br_texts_are_old_or_mercosur() -> None:
         assert re.fullmatch(r"[A-Z]{3}[0-9][A-Z0-9][0-9]{2}", label)
 
 
+def test_us_serials_leave_out_i_o_q_and_vanity_layouts_do_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    def letters(region: str, pattern: str) -> set[str]:
+        monkeypatch.setitem(synth.PATTERNS, region, (pattern,))
+        rng = np.random.default_rng(2)
+        return {c for _ in range(1500) for c in synth.random_plate_text(rng, region)[1] if c.isalpha()}
+
+    serial = letters("us", "LLL 9999")
+    assert len(serial) == 23 and not serial & set("IOQ")
+    assert set("IOQ") <= letters("us", "AAAAAAA")
+    assert set("IOQ") <= letters("eu", "LL-999-LL")
+
+
 def test_fallback_fonts_exist_without_installed_fonts() -> None:
     assert FALLBACK
     assert {kind for kind, _ in FALLBACK} >= {"hershey"}

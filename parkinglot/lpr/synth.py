@@ -26,6 +26,11 @@ from PIL import Image, ImageDraw, ImageFont
 LETTERS = string.ascii_uppercase
 DIGITS = string.digits
 ALNUM = DIGITS + LETTERS
+# Letters of a region's issued serials. US states leave I, O and Q out of their serials
+# because on most state plates they are drawn like 1 and 0 (AAMVA practice); a generator
+# that puts them in letter slots teaches the reader that a round glyph is as often an O as
+# a 0, which on a US plate it is not. Vanity layouts ("A") keep the full alphabet.
+SERIAL_LETTERS = {"us": "".join(c for c in LETTERS if c not in "IOQ")}
 
 # Layout patterns: L = letter, 9 = digit, A = letter or digit; anything else is a
 # separator drawn on the plate but absent from the label. "|" breaks a two-line plate.
@@ -73,10 +78,11 @@ def random_plate_text(rng: np.random.Generator, region: str | None = None) -> tu
     """Return ``(layout, label, region)``: layout keeps separators and ``|``, label is A-Z0-9."""
     region = region or REGIONS[int(rng.integers(len(REGIONS)))]
     pattern = PATTERNS[region][int(rng.integers(len(PATTERNS[region])))]
+    letters = SERIAL_LETTERS.get(region, LETTERS)
     out = []
     for ch in pattern:
         if ch == "L":
-            out.append(LETTERS[rng.integers(26)])
+            out.append(letters[rng.integers(len(letters))])
         elif ch == "9":
             out.append(DIGITS[rng.integers(10)])
         elif ch == "A":
