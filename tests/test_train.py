@@ -178,3 +178,42 @@ def test_ema_validates_and_keeps_the_moving_average_and_resumes_it(tmp_path: Pat
     _tiny_stage(tmp_path / "again", 2, 0.5, resumed)
     _tiny_stage(tmp_path / "again", 3, 0.5, resumed)
     assert resumed == pytest.approx(expect)
+
+
+def _printed(text: str, gap: int = 14) -> np.ndarray:
+    """Dark characters on a light plate, each drawn on its own so the spacing is known."""
+    import cv2
+
+    img = np.full((64, 20 + len(text) * (30 + gap)), 225, np.uint8)
+    for i, ch in enumerate(text):
+        cv2.putText(img, ch, (12 + i * (30 + gap), 50), cv2.FONT_HERSHEY_SIMPLEX, 1.4, 20, 4)
+    return img
+
+
+def test_shuffling_moves_whole_glyphs_within_their_kind() -> None:
+    text = "ABC1234"
+    img = _printed(text)
+    assert len(train.character_spans(img)) == len(text)
+    rng = np.random.default_rng(3)
+    out, new = train.shuffle_characters(img, text, rng)
+    assert new != text and sorted(new) == sorted(text)
+    assert all(a.isdigit() == b.isdigit() for a, b in zip(text, new))
+    assert out.shape == img.shape
+    # every glyph arrives whole: the new image is the new text printed the same way
+    spans_in = train.character_spans(img)
+    spans_out = train.character_spans(out)
+    assert len(spans_out) == len(text)
+    for i, ch in enumerate(new):
+        (a, b), (c, d) = spans_out[i], spans_in[text.index(ch)]
+        assert np.array_equal(out[:, a:b], img[:, c:d])
+
+
+def test_shuffling_leaves_crops_it_cannot_segment_alone() -> None:
+    rng = np.random.default_rng(4)
+    touching = _printed("ABC1234", gap=-8)
+    assert train.shuffle_characters(touching, "ABC1234", rng)[1] == "ABC1234"
+    wrong_count = _printed("ABC123")
+    out, new = train.shuffle_characters(wrong_count, "ABC1234", rng)
+    assert new == "ABC1234" and out is wrong_count
+    short = _printed("A1")
+    assert train.shuffle_characters(short, "A1", rng)[1] == "A1"
