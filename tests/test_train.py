@@ -217,3 +217,38 @@ def test_shuffling_leaves_crops_it_cannot_segment_alone() -> None:
     assert new == "ABC1234" and out is wrong_count
     short = _printed("A1")
     assert train.shuffle_characters(short, "A1", rng)[1] == "A1"
+
+
+def test_a_round_with_real_crops_shuffles_the_given_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+    import json
+
+    import cv2
+
+    folder = tmp_path / "data" / "plate-crops" / "xx"
+    folder.mkdir(parents=True)
+    with open(folder / "labels.csv", "w", newline="") as fh:
+        rows = csv.writer(fh)
+        rows.writerow(["file", "state", "plate"])
+        for i in range(12):
+            text = f"{'ABCDEFGHJKLM'[i]}{'NPRSTUVWXYZA'[i]}{i % 10}{(3 * i) % 10}{(7 * i + 1) % 10}"
+            cv2.imwrite(str(folder / f"p{i}.png"), _printed(text))
+            rows.writerow([f"p{i}.png", "xx", text])
+    calls: list[tuple[str, str]] = []
+    real_shuffle = train.shuffle_characters
+
+    def counting(image, text, rng):
+        out = real_shuffle(image, text, rng)
+        calls.append((text, out[1]))
+        return out
+
+    monkeypatch.setattr(train, "shuffle_characters", counting)
+    first, work, out = tmp_path / "first.pth", tmp_path / "work", tmp_path / "plate.pth"
+    train.save_weights(train.init_from_english_g2(), first)
+    assert train.main(["--data", str(tmp_path / "data"), "--no-located", "--synth", "24", "--batch", "6",
+                       "--real-frac", "0.5", "--shuffle-chars", "1.0", "--workdir", str(work), "--out", str(out),
+                       "--eval-every", "2", "--ckpt-every", "2", "--workers", "1", "--quiet", "--warmup", "1",
+                       "--init", str(first), "--steps", "2"]) == 0
+    assert len(calls) == 2 * 3                       # every real crop of both steps' batches
+    assert any(a != b for a, b in calls)             # and printed plates do get rearranged
+    assert json.loads((work / "report.json").read_text())["shuffle_chars"] == 1.0
