@@ -340,7 +340,7 @@ def character_spans(image: np.ndarray) -> list[tuple[int, int]]:
     right; components that overlap in x (a broken glyph) are one span."""
     h = image.shape[0]
     _, ink = cv2.threshold(image, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     spans: list[list[int]] = []
     for x, _y, w, ch, _area in sorted(stats[1:].tolist()):
         if not (0.4 * h <= ch <= 0.95 * h and w <= 0.9 * h):
