@@ -922,6 +922,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raw = it.crop if rng.random() < 0.15 else augment_located(it, rng)
             images.append(ocr.normalize_crop(raw))
             texts.append(it.text)
+        # the guard keeps the random stream, and so the batches, of runs without the flag as they were
         for i in range(args.batch - n_real, args.batch) if args.shuffle_chars > 0 else ():
             if rng.random() < args.shuffle_chars:
                 images[i], texts[i] = shuffle_characters(images[i], texts[i], rng)
