@@ -252,3 +252,41 @@ def test_a_round_with_real_crops_shuffles_the_given_share(tmp_path: Path, monkey
     assert len(calls) == 2 * 3                       # every real crop of both steps' batches
     assert any(a != b for a, b in calls)             # and printed plates do get rearranged
     assert json.loads((work / "report.json").read_text())["shuffle_chars"] == 1.0
+
+
+def test_feature_dropout_is_the_plain_forward_at_zero_and_perturbs_it_otherwise() -> None:
+    import torch
+
+    model = train.init_from_english_g2()
+    model.eval()
+    x = ocr.batch_tensor([ocr.normalize_crop(_printed("ABC1234"))])
+    with torch.no_grad():
+        plain = model(x, None)
+        torch.manual_seed(0)
+        same = train.dropped_logits(model, x, 0.0)
+        noisy = train.dropped_logits(model, x, 0.5)
+    assert torch.allclose(plain, same, atol=1e-5)
+    assert plain.shape == noisy.shape and not torch.allclose(plain, noisy, atol=1e-3)
+
+
+def test_a_round_with_feature_dropout_trains_and_records_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    rates: list[float] = []
+    real_dropped = train.dropped_logits
+
+    def counting(model, x, p):
+        rates.append(p)
+        return real_dropped(model, x, p)
+
+    monkeypatch.setattr(train, "dropped_logits", counting)
+    first, work, out = tmp_path / "first.pth", tmp_path / "work", tmp_path / "plate.pth"
+    train.save_weights(train.init_from_english_g2(), first)
+    assert train.main(["--no-real", "--synth", "24", "--batch", "4", "--feature-dropout", "0.25", "--workdir",
+                       str(work), "--out", str(out), "--eval-every", "2", "--ckpt-every", "2", "--workers", "1",
+                       "--quiet", "--warmup", "1", "--init", str(first), "--steps", "2"]) == 0
+    assert rates and set(rates) == {0.25}            # every training chunk of both steps
+    assert json.loads((work / "report.json").read_text())["feature_dropout"] == 0.25
+    assert ocr.load_tuned(out).read([_printed("AB123")])[0] is not None   # the saved network loads as usual
+    with pytest.raises(SystemExit):
+        train.parse_args(["--feature-dropout", "1.0"])

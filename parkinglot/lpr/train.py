@@ -577,7 +577,19 @@ def train_step(model, feats: list[np.ndarray], texts: list[str], chunk: int = 16
     return total
 
 
-def train_step_images(model, images: list[np.ndarray], texts: list[str], chunk: int = 12) -> float:
+def dropped_logits(model, x, p: float):
+    """The network's forward pass with dropout ``p`` on the CNN's column features before the
+    BiLSTMs (training only; inference runs the unchanged network). english_g2 has no dropout,
+    and on a few hundred real crops its LSTMs learn them by heart."""
+    import torch.nn.functional as F
+
+    v = model.AdaptiveAvgPool(model.FeatureExtraction(x).permute(0, 3, 1, 2)).squeeze(3)
+    v = F.dropout(v, p, training=True)
+    return model.Prediction(model.SequenceModeling(v).contiguous())
+
+
+def train_step_images(model, images: list[np.ndarray], texts: list[str], chunk: int = 12,
+                      dropout: float = 0.0) -> float:
     """Whole-network CTC step over width-sorted chunks of normalised images."""
     import torch
     import torch.nn.functional as F
@@ -586,7 +598,8 @@ def train_step_images(model, images: list[np.ndarray], texts: list[str], chunk: 
     total = 0.0
     for a in range(0, len(order), chunk):
         idx = order[a:a + chunk]
-        logits = model(ocr.batch_tensor([images[i] for i in idx]), None)
+        batch = ocr.batch_tensor([images[i] for i in idx])
+        logits = dropped_logits(model, batch, dropout) if dropout > 0 else model(batch, None)
         logp = F.log_softmax(logits, dim=2).permute(1, 0, 2)
         T = logp.shape[0]
         in_len = torch.tensor([max(1, min(T, images[i].shape[1] // 4 - 1)) for i in idx], dtype=torch.long)
@@ -669,6 +682,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-located", action="store_true", help="no locator crops (training or validation)")
     ap.add_argument("--shuffle-chars", type=float, default=0.0, metavar="SHARE",
                     help="stage 2: share of real crops whose digits and letters change places (see shuffle_characters)")
+    ap.add_argument("--feature-dropout", type=float, default=0.0, metavar="P",
+                    help="stage 2: dropout on the CNN column features before the BiLSTMs (training only)")
     ap.add_argument("--real-views", type=int, default=12, help="augmented views cached per real training file")
     ap.add_argument("--synth", type=int, default=10000, help="size of the pre-rendered synthetic pool")
     ap.add_argument("--lr", type=float, default=5e-4)
@@ -686,7 +701,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                     help="validate and keep an exponential moving average of the weights (e.g. 0.995); 0 = off")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if not 0.0 <= args.feature_dropout < 1.0:
+        ap.error("--feature-dropout must be in [0, 1)")
+    return args
 
 
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
@@ -926,7 +944,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for i in range(args.batch - n_real, args.batch) if args.shuffle_chars > 0 else ():
             if rng.random() < args.shuffle_chars:
                 images[i], texts[i] = shuffle_characters(images[i], texts[i], rng)
-        return train_step_images(model, images, texts)
+        return train_step_images(model, images, texts, dropout=args.feature_dropout)
 
     s2 = run_stage("full", model, full_params, args.steps, args.full_lr, args, full_step,
                    lambda net: evaluate_images(net, v_images, v_texts, kinds))
@@ -947,7 +965,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "best_step": s2["best_step"], "best_val": s2["best"], "history": s2["history"]},
         "selected": {"stage": best_stage, "step": chosen["best_step"], "val_score_greedy": chosen["best"],
                      "val_metrics": next((h for h in chosen["history"] if h["step"] == chosen["best_step"]), {})},
-        "loc_frac": args.loc_frac, "shuffle_chars": args.shuffle_chars, "loc_max_edit": args.loc_max_edit,
+        "loc_frac": args.loc_frac, "shuffle_chars": args.shuffle_chars, "feature_dropout": args.feature_dropout, "loc_max_edit": args.loc_max_edit,
         "located_train_crops": len(train_loc), "located_val_photos": len(val_loc),
         "synthetic_pool": len(train_idx), "real_views_stage1": args.real_views, "fonts": len(fonts),
         "train_files": sorted(f"{r.source}/{r.name}" for r in train_real),
