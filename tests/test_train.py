@@ -219,6 +219,17 @@ def test_shuffling_leaves_crops_it_cannot_segment_alone() -> None:
     assert train.shuffle_characters(short, "A1", rng)[1] == "A1"
 
 
+def _two_step_round(tmp_path: Path, *extra: str) -> Path:
+    """A two-step continued round from english_g2 with ``extra`` options; returns its workdir
+    (the selected weights go to ``tmp_path / "plate.pth"``)."""
+    first, work = tmp_path / "first.pth", tmp_path / "work"
+    train.save_weights(train.init_from_english_g2(), first)
+    assert train.main([*extra, "--synth", "24", "--workdir", str(work), "--out", str(tmp_path / "plate.pth"),
+                       "--eval-every", "2", "--ckpt-every", "2", "--workers", "1", "--quiet", "--warmup", "1",
+                       "--init", str(first), "--steps", "2"]) == 0
+    return work
+
+
 def test_a_round_with_real_crops_shuffles_the_given_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import csv
     import json
@@ -243,12 +254,8 @@ def test_a_round_with_real_crops_shuffles_the_given_share(tmp_path: Path, monkey
         return out
 
     monkeypatch.setattr(train, "shuffle_characters", counting)
-    first, work, out = tmp_path / "first.pth", tmp_path / "work", tmp_path / "plate.pth"
-    train.save_weights(train.init_from_english_g2(), first)
-    assert train.main(["--data", str(tmp_path / "data"), "--no-located", "--synth", "24", "--batch", "6",
-                       "--real-frac", "0.5", "--shuffle-chars", "1.0", "--workdir", str(work), "--out", str(out),
-                       "--eval-every", "2", "--ckpt-every", "2", "--workers", "1", "--quiet", "--warmup", "1",
-                       "--init", str(first), "--steps", "2"]) == 0
+    work = _two_step_round(tmp_path, "--data", str(tmp_path / "data"), "--no-located", "--batch", "6",
+                           "--real-frac", "0.5", "--shuffle-chars", "1.0")
     assert len(calls) == 2 * 3                       # every real crop of both steps' batches
     assert any(a != b for a, b in calls)             # and printed plates do get rearranged
     assert json.loads((work / "report.json").read_text())["shuffle_chars"] == 1.0
@@ -280,13 +287,9 @@ def test_a_round_with_feature_dropout_trains_and_records_it(tmp_path: Path, monk
         return real_dropped(model, x, p)
 
     monkeypatch.setattr(train, "dropped_logits", counting)
-    first, work, out = tmp_path / "first.pth", tmp_path / "work", tmp_path / "plate.pth"
-    train.save_weights(train.init_from_english_g2(), first)
-    assert train.main(["--no-real", "--synth", "24", "--batch", "4", "--feature-dropout", "0.25", "--workdir",
-                       str(work), "--out", str(out), "--eval-every", "2", "--ckpt-every", "2", "--workers", "1",
-                       "--quiet", "--warmup", "1", "--init", str(first), "--steps", "2"]) == 0
+    work = _two_step_round(tmp_path, "--no-real", "--batch", "4", "--feature-dropout", "0.25")
     assert rates and set(rates) == {0.25}            # every training chunk of both steps
     assert json.loads((work / "report.json").read_text())["feature_dropout"] == 0.25
-    assert ocr.load_tuned(out).read([_printed("AB123")])[0] is not None   # the saved network loads as usual
+    assert ocr.load_tuned(tmp_path / "plate.pth").read([_printed("AB123")])[0] is not None   # loads as usual
     with pytest.raises(SystemExit):
         train.parse_args(["--feature-dropout", "1.0"])

@@ -583,8 +583,7 @@ def dropped_logits(model, x, p: float):
     and on a few hundred real crops its LSTMs learn them by heart."""
     import torch.nn.functional as F
 
-    v = model.AdaptiveAvgPool(model.FeatureExtraction(x).permute(0, 3, 1, 2)).squeeze(3)
-    v = F.dropout(v, p, training=True)
+    v = F.dropout(columns(model, x).transpose(1, 2), p, training=True)
     return model.Prediction(model.SequenceModeling(v).contiguous())
 
 
