@@ -1,0 +1,26 @@
+"""The root ``parkinglot`` command group and the application context its commands share."""
+from __future__ import annotations
+
+from typing import Optional
+
+import click
+
+from ..context import Context, build_context
+
+
+def ctx_of(obj: dict) -> Context:
+    """The application context for a command (built on first use, so ``--help`` stays cheap)."""
+    if "ctx" not in obj:
+        obj["ctx"] = build_context()
+    return obj["ctx"]
+
+
+@click.group()
+@click.option("--database-url", envvar="PARKINGLOT_DATABASE_URL", default=None,
+              help="Overrides the instance configuration (same as $PARKINGLOT_DATABASE_URL).")
+@click.pass_context
+def main(click_ctx: click.Context, database_url: Optional[str]) -> None:
+    """Parking lot and vehicle management."""
+    click_ctx.ensure_object(dict)
+    if database_url:
+        click_ctx.obj["ctx"] = build_context({"DATABASE_URL": database_url})
