@@ -1,12 +1,18 @@
 """The ``parkinglot`` command: one module per area, each adding its commands to ``main``.
 
-Add a new area as a module here and import it below; commands import their
-services inside the function, so ``parkinglot --help`` does not load torch.
+Every module of this package is imported here, so a new area is a new module and
+nothing else. Commands import their services inside the function, so
+``parkinglot --help`` does not load torch.
 """
 from __future__ import annotations
 
-from . import audit, data_protection, database, devices, recognition, reports, stays, users  # noqa: F401  (register)
+import importlib
+import pkgutil
+
 from .root import ctx_of, main
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["ctx_of", "main"]
 

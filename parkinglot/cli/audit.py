@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .root import main, ctx_of
+from .root import ctx_of, main
 
 
 @main.group()

@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 
-from .root import main, ctx_of
+from .root import ctx_of, main
 
 
 @main.group()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .root import main, ctx_of
+from .root import ctx_of, main
 
 
 @main.group()

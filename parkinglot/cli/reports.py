@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from .root import main, ctx_of
+from .root import ctx_of, main
 
 
 @main.group()

@@ -1,10 +1,9 @@
 """Parking sessions."""
 from __future__ import annotations
 
-
 import click
 
-from .root import main, ctx_of
+from .root import ctx_of, main
 
 
 @main.group()
