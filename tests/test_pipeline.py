@@ -121,3 +121,49 @@ def test_staged_reading_stops_at_a_convincing_candidate():
     r = Pipeline(locator=lambda img, top_k: unsure, reader=reader).recognize(frame(), "br")
     assert reader.batches == [1, 2]  # the rest is read, in one batch, when the best is unconvincing
     assert r.text == "ABC1234"
+
+
+def _one_reading(text: str, conf: float = 0.9) -> Pipeline:
+    reader = FakeReader({1: Rec((TC(text, conf, (conf,) * len(text)),))})
+    return Pipeline(locator=lambda img, top_k: [Cand(CORNERS, 1.0, crop(1))], reader=reader)
+
+
+def test_several_regions_name_the_one_whose_formats_fit_best():
+    """A site near a border lists several regions: a Brazilian serial is returned as "br" and a
+    French one as "eu", whichever order the site lists them in; one region still works."""
+    for regions in (("us", "br"), ["br", "us"]):
+        r = _one_reading("ABC1234").recognize(frame(), regions)
+        assert (r.text, r.region) == ("ABC1234", "br")
+    for regions in (("br", "eu"), ("eu", "br"), ("us", "eu")):
+        r = _one_reading("AB123CD").recognize(frame(), regions)
+        assert (r.text, r.region) == ("AB123CD", "eu")
+    # a serial valid in two regions (Brazil, and a German district code) goes to the first listed
+    assert _one_reading("ABC1234").recognize(frame(), ("eu", "br")).region == "eu"
+    assert _one_reading("ABC1234").recognize(frame(), ("br", "eu")).region == "br"
+    assert _one_reading("AB123CD").recognize(frame(), "eu").region == "eu"
+    assert _one_reading("ABC1234").recognize(frame()).region == "us"  # the default, as before
+
+
+def test_several_regions_apply_each_regions_corrections():
+    """A look-alike is corrected by the region whose format demands it (br: third character a
+    letter), and a text that fits no region better than another keeps the first listed."""
+    r = _one_reading("AB01234").recognize(frame(), ("us", "br"))
+    assert (r.text, r.region) == ("ABO1234", "br")
+    r = _one_reading("7").recognize(frame(), ("us", "br"))
+    assert r.reason == "unreadable_plate" and r.region == "us"
+
+
+def test_regions_are_checked_before_any_work():
+    pipe = Pipeline(locator=lambda img, top_k: pytest.fail("located before the regions were checked"),
+                    reader=FakeReader({}))
+    for bad in ([], (), ("us", "mars"), ["eu", None]):
+        with pytest.raises(ValueError):
+            pipe.recognize(frame(), bad)
+
+
+def test_module_level_recognize_accepts_a_list_of_regions(monkeypatch):
+    from parkinglot.lpr import pipeline
+
+    monkeypatch.setattr(pipeline, "_default", _one_reading("AB123CD"))
+    r = pipeline.recognize(frame(), ["br", "eu"])
+    assert (r.text, r.region) == ("AB123CD", "eu")

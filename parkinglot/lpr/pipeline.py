@@ -1,4 +1,4 @@
-"""Frames in, plate out: ``recognize(frames, region) -> PlateResult``.
+"""Frames in, plate out: ``recognize(frames, regions) -> PlateResult``.
 
 The pipeline takes its locator and reader as arguments (tests pass fakes), and
 reads all plate candidates of a burst in one batched recogniser call. The
@@ -6,6 +6,11 @@ text is chosen by recogniser confidence, region-format fit and locator score,
 then voted character by character across the frames of one vehicle. "No
 plate" is a result with a reason, never an exception; only unusable input
 raises (``images.ImageError``).
+
+``regions`` is one region (``"us"``) or a sequence of them (a site near a border lists
+several, in its order of preference): every reading is ranked under each region's
+formats, and the result names the region whose formats the chosen text fits best
+(the earlier one on a tie).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from . import formats, images
 log = logging.getLogger("parkinglot.lpr")
 
 Frame = Union[bytes, bytearray, memoryview, np.ndarray]
+Regions = Union[str, Sequence[str]]
 
 MIN_TEXT_LEN = 2
 LOCATOR_WEIGHT = 0.15
@@ -90,8 +96,12 @@ class Pipeline:
             return list(cands), dict(stage_ms)
         return list(out), {}
 
-    def recognize(self, frames: Union[Frame, Sequence[Frame]], region: str = "us") -> PlateResult:
-        formats.formats_for(region)  # unknown region: ValueError before any work
+    def recognize(self, frames: Union[Frame, Sequence[Frame]], regions: Regions = "us") -> PlateResult:
+        """Read the plate of one vehicle from one frame or a burst of frames.
+
+        ``regions``: one region name or a sequence of them; an unknown or empty one is a
+        ``ValueError`` before any work."""
+        regs = as_regions(regions)
         if isinstance(frames, (bytes, bytearray, memoryview, np.ndarray)):
             frames = [frames]
         frames = list(frames)
@@ -122,20 +132,20 @@ class Pipeline:
         if not located:
             timings["read_ms"] = 0.0
             timings["total_ms"] = (time.perf_counter() - t_start) * 1000
-            return PlateResult("", 0.0, None, (), timings, "no_plate_found", region=region)
+            return PlateResult("", 0.0, None, (), timings, "no_plate_found", region=regs[0])
 
         t0 = time.perf_counter()
-        recognitions = self._read_in_stages(located, region)
+        recognitions = self._read_in_stages(located, regs)
         timings["read_ms"] = (time.perf_counter() - t0) * 1000
         timings["crops_read"] = float(sum(r is not None for r in recognitions))
 
         t0 = time.perf_counter()
-        result = self._choose(located, recognitions, region, boxes)
+        result = self._choose(located, recognitions, regs, boxes)
         timings["choose_ms"] = (time.perf_counter() - t0) * 1000
         timings["total_ms"] = (time.perf_counter() - t_start) * 1000
         return PlateResult(**{**result.__dict__, "timings": timings})
 
-    def _read_in_stages(self, located: list[tuple[int, Any]], region: str) -> list[Any]:
+    def _read_in_stages(self, located: list[tuple[int, Any]], regs: tuple[str, ...]) -> list[Any]:
         """Read the likeliest candidates first; read the rest only if none of those is convincing.
 
         On a CPU the recogniser costs the same per crop whether batched or not (~30 ms), so
@@ -156,17 +166,17 @@ class Pipeline:
         out: list[Any] = [None] * len(located)
         for i, rec in zip(first, self._read([located[i] for i in first])):
             out[i] = rec
-        if not self._convincing([out[i] for i in first], region):
+        if not self._convincing([out[i] for i in first], regs):
             rest = [i for i in range(len(located)) if out[i] is None]
             for i, rec in zip(rest, self._read([located[i] for i in rest])):
                 out[i] = rec
         return out
 
     @staticmethod
-    def _convincing(recs: Sequence[Any], region: str) -> bool:
+    def _convincing(recs: Sequence[Any], regs: tuple[str, ...]) -> bool:
         for rec in recs:
-            ranked = formats.score_candidates([(tc.text, tc.confidence) for tc in rec.candidates], region, keep=1)
-            if ranked and len(ranked[0].text) >= MIN_ACCEPT_LEN and ranked[0].score >= ACCEPT_SCORE:
+            ranked = rank_readings([(tc.text, tc.confidence) for tc in rec.candidates], regs, keep=1)
+            if ranked and len(ranked[0][0].text) >= MIN_ACCEPT_LEN and ranked[0][0].score >= ACCEPT_SCORE:
                 return True
         return False
 
@@ -185,31 +195,29 @@ class Pipeline:
         recs = self.reader.read(crops)
         return [recs[start] if n == 1 else _join_lines(recs[start:start + n]) for start, n in spans]
 
-    def _choose(self, located: list[tuple[int, Any]], recognitions: Sequence[Any], region: str,
+    def _choose(self, located: list[tuple[int, Any]], recognitions: Sequence[Any], regs: tuple[str, ...],
                 boxes: tuple) -> PlateResult:
         """Best candidate per frame, then a per-character vote across frames."""
-        per_frame: dict[int, tuple[float, Any, Any, formats.Scored]] = {}
+        per_frame: dict[int, tuple[float, Any, Any, formats.Scored, str]] = {}
         alternatives: dict[str, float] = {}
         for (fi, cand), rec in zip(located, recognitions):
             if rec is None:  # not read: stage one was convincing
                 continue
             options = [(tc.text, tc.confidence) for tc in rec.candidates]
-            ranked = formats.score_candidates(options, region)
-            for s in ranked:
-                if len(s.text) >= MIN_TEXT_LEN:
-                    alternatives[s.text] = max(alternatives.get(s.text, 0.0), s.score)
-            usable = [s for s in ranked if len(s.text) >= MIN_TEXT_LEN]
+            usable = [(s, r) for s, r in rank_readings(options, regs) if len(s.text) >= MIN_TEXT_LEN]
+            for s, _ in usable:
+                alternatives[s.text] = max(alternatives.get(s.text, 0.0), s.score)
             if not usable:
                 continue
-            top = usable[0]
+            top, top_region = usable[0]
             total = top.score + LOCATOR_WEIGHT * float(getattr(cand, "score", 0.0))
             if fi not in per_frame or per_frame[fi][0] < total:
-                per_frame[fi] = (total, cand, rec, top)
+                per_frame[fi] = (total, cand, rec, top, top_region)
         if not per_frame:
-            return PlateResult("", 0.0, None, (), reason="unreadable_plate", region=region, candidate_boxes=boxes)
+            return PlateResult("", 0.0, None, (), reason="unreadable_plate", region=regs[0], candidate_boxes=boxes)
 
         best_fi = max(per_frame, key=lambda f: per_frame[f][0])
-        _, cand, rec, top = per_frame[best_fi]
+        _, cand, rec, top, chosen_region = per_frame[best_fi]
         raw = rec.candidates[0].text if rec.candidates else top.text
         text, confidence = top.text, top.confidence
         char_conf = _char_conf(rec, top.text)
@@ -217,15 +225,41 @@ class Pipeline:
             readings = [(per_frame[f][3].text, _char_conf(per_frame[f][2], per_frame[f][3].text)) for f in per_frame]
             voted = formats.vote(readings)
             if voted is not None:
-                text = formats.correct(voted[0], region)
+                best = rank_readings([(voted[0], 1.0)], regs, keep=1)
+                text, chosen_region = (best[0][0].text, best[0][1]) if best else (voted[0], chosen_region)
                 char_conf = voted[1]
                 agreeing = [per_frame[f][3].confidence for f in per_frame if per_frame[f][3].text == text]
                 confidence = max(agreeing) if agreeing else float(np.mean(char_conf)) if char_conf else confidence
         alts = tuple(sorted(((t, round(max(0.0, min(1.0, s)), 4)) for t, s in alternatives.items() if t != text),
                             key=lambda ts: -ts[1])[:5])
         return PlateResult(text=text, confidence=float(max(0.0, min(1.0, confidence))), box=_corners(cand),
-                           alternatives=alts, frame_index=best_fi, raw_text=raw, region=region,
+                           alternatives=alts, frame_index=best_fi, raw_text=raw, region=chosen_region,
                            candidate_boxes=boxes, char_confidences=tuple(float(c) for c in char_conf))
+
+
+def as_regions(regions: Regions) -> tuple[str, ...]:
+    """One region name or a sequence of them as a non-empty tuple of known regions, in the
+    given order, without repeats (ValueError otherwise)."""
+    names = (regions,) if isinstance(regions, str) else tuple(regions)
+    if not names:
+        raise ValueError(f"no plate region given; known: {', '.join(formats.REGIONS)}")
+    for name in names:
+        if not isinstance(name, str):
+            raise ValueError(f"a plate region is a name, got {type(name).__name__}")
+        formats.formats_for(name)  # unknown region: ValueError
+    return tuple(dict.fromkeys(names))
+
+
+def rank_readings(options: Sequence[tuple[str, float]], regions: Sequence[str],
+                  keep: int = 5) -> list[tuple[formats.Scored, str]]:
+    """``formats.score_candidates`` under each region; per corrected text its best score and the
+    region that gave it (the earlier region on a tie), best first."""
+    best: dict[str, tuple[formats.Scored, str]] = {}
+    for region in regions:
+        for s in formats.score_candidates(options, region, keep=keep):
+            if s.text not in best or best[s.text][0].score < s.score:
+                best[s.text] = (s, region)
+    return sorted(best.values(), key=lambda sr: -sr[0].score)[:keep]
 
 
 @dataclass(frozen=True)
@@ -282,8 +316,9 @@ def default_pipeline() -> Pipeline:
         return _default
 
 
-def recognize(frames: Union[Frame, Sequence[Frame]], region: str = "us") -> PlateResult:
-    return default_pipeline().recognize(frames, region)
+def recognize(frames: Union[Frame, Sequence[Frame]], regions: Regions = "us") -> PlateResult:
+    """The process-wide pipeline's reading of one vehicle (see ``Pipeline.recognize``)."""
+    return default_pipeline().recognize(frames, regions)
 
 
 def warm_up() -> None:
