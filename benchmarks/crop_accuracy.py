@@ -8,7 +8,9 @@ with ``<image>\\t<x>\\t<y>\\t<w>\\t<h>\\t<PLATE>``), whose label boxes are cut o
 (``--jitter N`` adds N deterministic jittered boxes per image), or, with ``--located``, cut by
 the pipeline's locator: per image the best-ranked one-line candidate on the label box (what
 the pipeline reads first; images where none is found are counted in ``unlocated``).
-``--split val`` keeps only files held out of training (``parkinglot.lpr.train.split_of``).
+``--split val`` keeps only plates held out of training (``parkinglot.lpr.realdata.split_of``: by
+plate text, so every file of a held-out plate, in any folder, is held out). Several ``--data``
+folders may be given; each is reported on its own and all together.
 Both readers see the same crops through the pipeline's ``normalize_crop``; latency is
 one ``read([crop])`` call per crop, readers interleaved crop by crop so that load from
 other processes hits both alike. ``--also NAME=WEIGHTS`` adds more tuned weights to the same run
@@ -70,53 +72,68 @@ def load_located_crops(data: Path, split: str) -> tuple[list[tuple[str, np.ndarr
     else:
         root, kind = (data.parent, "plates") if data.name == "plates" else (data.parent.parent, "plates")
     items = [it for it in load_located(root, quiet=True)
-             if (it.source == "crops") == (kind == "crops") and (split == "all" or split_of(it.name) == split)]
-    if kind == "plates" and data.name != "plates":
-        items = [it for it in items if it.source == f"plates/{data.name}"]
+             if it.source.startswith(kind) and (split == "all" or split_of(it.text) == split)]
+    if data.name != "plates":
+        items = [it for it in items if it.source == f"{kind}/{data.name}"]
     best = located_views(items, best_only=True)
-    labelled = [c[0] for c in load_crops(data, 0)]
-    labelled = [n for n in labelled if split == "all" or split_of(n) == split]
+    labelled = [c for c in load_crops(data, 0)]
+    labelled = [c[0] for c in labelled if split == "all" or split_of(c[2]) == split]
     return [(it.name, it.crop, it.text) for it in best], len(labelled) - len(best)
 
 
-def run(data: Path, readers: list[str], split: str, jitter: int, located: bool = False,
-        also: dict[str, Path] | None = None) -> dict[str, dict[str, float]]:
-    unlocated = 0
-    if located:
-        crops, unlocated = load_located_crops(data, split)
-    else:
-        crops = load_crops(data, jitter)
-        if split != "all":
-            crops = [c for c in crops if split_of(c[0]) == split]
-    if not crops:
-        raise SystemExit(f"no crops found in {data} (split {split})")
+def run(datas: list[Path], readers: list[str], split: str, jitter: int, located: bool = False,
+        also: dict[str, Path] | None = None) -> dict[str, dict[str, dict]]:
+    """Per folder (and ``"all"`` when there are several), per reader: crops, exact and lenient
+    rates and counts, p50 per crop (one ``read([crop])`` call, readers interleaved crop by crop)."""
+    crops: list[tuple[str, np.ndarray, str]] = []
+    folder_of: list[str] = []
+    unlocated: dict[str, int] = {}
+    for data in datas:
+        if located:
+            got, unlocated[data.name] = load_located_crops(data, split)
+        else:
+            got = load_crops(data, jitter)
+            if split != "all":
+                got = [c for c in got if split_of(c[2]) == split]
+        if not got:
+            raise SystemExit(f"no crops found in {data} (split {split})")
+        crops += got
+        folder_of += [data.name] * len(got)
     loaded = {k: ocr.get_reader(k) for k in readers}
     for name, path in (also or {}).items():
         loaded[name] = ocr.load_tuned(path)
     for r in loaded.values():              # warm-up, excluded from timing
         r.read([crops[0][1]])
-    stats = {k: {"ok": 0, "len": 0, "ms": []} for k in loaded}
-    for _name, img, plate in crops:
+    rows: dict[str, list[tuple[str, bool, bool, float]]] = {k: [] for k in loaded}
+    for (_name, img, plate), folder in zip(crops, folder_of):
+        plate = "".join(ch for ch in plate if ch.isalnum())
         for k, r in loaded.items():
             t0 = time.perf_counter()
             rec = r.read([img])[0]
-            stats[k]["ms"].append((time.perf_counter() - t0) * 1000)
+            ms = (time.perf_counter() - t0) * 1000
             text = rec.candidates[0].text if rec.candidates else ""
-            plate = "".join(ch for ch in plate if ch.isalnum())
-            stats[k]["ok"] += text == plate
-            stats[k]["len"] += text.translate(LENIENT) == plate.translate(LENIENT)
-    out = {k: {"crops": len(crops), "exact_rate": round(s["ok"] / len(crops), 4),
-               "lenient_rate": round(s["len"] / len(crops), 4),
-               "p50_ms": round(statistics.median(s["ms"]), 2)} for k, s in stats.items()}
-    if located:
-        for v in out.values():
-            v["unlocated"] = unlocated
+            rows[k].append((folder, text == plate, text.translate(LENIENT) == plate.translate(LENIENT), ms))
+
+    def stats(rs: list[tuple[str, bool, bool, float]]) -> dict:
+        n = len(rs)
+        return {"crops": n, "exact": sum(r[1] for r in rs), "exact_rate": round(sum(r[1] for r in rs) / n, 4),
+                "lenient_rate": round(sum(r[2] for r in rs) / n, 4),
+                "p50_ms": round(statistics.median(r[3] for r in rs), 2)}
+
+    names = [d.name for d in datas] + (["all"] if len(datas) > 1 else [])
+    out: dict[str, dict[str, dict]] = {}
+    for name in names:
+        out[name] = {k: stats([r for r in rs if name == "all" or r[0] == name]) for k, rs in rows.items()}
+        if located:
+            for v in out[name].values():
+                v["unlocated"] = sum(unlocated.values()) if name == "all" else unlocated[name]
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--data", type=Path, required=True, action="append",
+                    help="a crop folder or photo tree (repeatable: reported per folder and all together)")
     ap.add_argument("--reader", choices=("stock", "tuned", "both"), default="both")
     ap.add_argument("--split", choices=("all", "val", "train"), default="all")
     ap.add_argument("--jitter", type=int, default=0, help="extra jittered boxes per photo (OpenALPR layout)")
@@ -136,12 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     also = dict(a.split("=", 1) for a in args.also)
     result = run(args.data, readers, args.split, args.jitter, args.located,
                  {k: Path(v) for k, v in also.items()})
-    for k, r in result.items():
-        print(f"{k:6s} crops={r['crops']:4d} exact={r['exact_rate']:.1%} "
-              f"lenient(O=0,I=1)={r['lenient_rate']:.1%} p50={r['p50_ms']:.1f} ms"
-              + (f" (images without a located crop: {r['unlocated']})" if "unlocated" in r else ""))
-    if "stock" in result and "tuned" in result:
-        print(f"latency ratio tuned/stock p50 = {result['tuned']['p50_ms'] / result['stock']['p50_ms']:.2f}")
+    for folder, by_reader in result.items():
+        for k, r in by_reader.items():
+            print(f"{folder:10s} {k:8s} crops={r['crops']:4d} exact={r['exact_rate']:.1%} ({r['exact']}) "
+                  f"lenient(O=0,I=1)={r['lenient_rate']:.1%} p50={r['p50_ms']:.1f} ms"
+                  + (f" (images without a located crop: {r['unlocated']})" if "unlocated" in r else ""))
+        if "stock" in by_reader and "tuned" in by_reader:
+            print(f"{folder:10s} latency ratio tuned/stock p50 = "
+                  f"{by_reader['tuned']['p50_ms'] / by_reader['stock']['p50_ms']:.2f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))

@@ -7,8 +7,9 @@ The full pipeline runs on every image; the label's box is used only for scoring.
 Per region and overall: exact-match accuracy, accuracy with O=0 and I=1 equal,
 localisation recall (a candidate box with IoU >= 0.5 against the label box), and
 p50/p95 latency per frame (decode included, model load excluded).
-``--split`` restricts to the images the plate-tuned recogniser was (train) or was
-not (val) trained on, so the quoted result comes from unseen images.
+``--split`` restricts to the images whose plate the plate-tuned recogniser was (train) or
+was not (val) trained on, by plate text (``realdata.split_of``), so the quoted result comes
+from unseen plates.
 """
 from __future__ import annotations
 
@@ -25,11 +26,12 @@ from benchmarks.lpr_data import corners_to_box, iou, iter_dataset, lenient  # no
 
 
 def _split_filter(split: str):
+    """Keep labelled images whose plate is on ``split``'s side (``realdata.split_of``: by plate text)."""
     if split == "all":
-        return lambda path: True
-    from parkinglot.lpr.train import split_of
+        return lambda plate: True
+    from parkinglot.lpr.realdata import split_of
 
-    return lambda path: split_of(path) == split
+    return lambda plate: split_of(plate) == split
 
 
 def _stats(rows: list[dict]) -> dict:
@@ -53,7 +55,7 @@ def run(data: Path, region: str | None, reader_kind: str, top_k: int, split: str
 
     pipe = Pipeline(reader=get_reader(reader_kind), top_k=top_k)
     keep = _split_filter(split)
-    items = [it for it in iter_dataset(data, region) if keep(it.path)]
+    items = [it for it in iter_dataset(data, region) if keep(it.plate)]
     if not items:
         raise SystemExit(f"no labelled images under {data}")
     pipe.recognize(items[0].path.read_bytes(), items[0].region)  # warm-up: kernels compiled, reader loaded

@@ -68,13 +68,22 @@ def test_burst_votes_per_character_and_batches_once():
     assert r.box is not None and r.timings["total_ms"] > 0 and r.alternatives
 
 
-def test_two_line_plates_are_read_line_by_line():
-    table = {5: Rec((TC("ABC", 0.9, (0.9,) * 3), TC("A8C", 0.2, (0.2,) * 3))),
-             6: Rec((TC("1234", 0.95, (0.95,) * 4),)), 7: Rec((TC("XX", 0.1, (0.1, 0.1)),))}
-    reader = FakeReader(table)
-    two = Cand(CORNERS, 1.0, crop(7), lines=2, line_crops=(crop(5), crop(6)))
-    r = Pipeline(locator=lambda img, top_k: [two], reader=reader).recognize(frame(), "br")
-    assert r.text == "ABC1234" and reader.batches == [2]
+def test_two_line_plates_are_read_as_one_crop_with_their_rows_side_by_side():
+    """The reader gets one crop per two-line candidate: the top row, a gap, then the bottom row."""
+    seen = []
+
+    class Recording(FakeReader):
+        def read(self, crops):
+            seen.extend(crops)
+            return [Rec((TC("ABC1234", 0.9, (0.9,) * 7),)) for _ in crops]
+
+    top, bottom = np.full((64, 120), 40, np.uint8), np.full((64, 160), 200, np.uint8)
+    two = Cand(CORNERS, 1.0, crop(7), lines=2, line_crops=(top, bottom))
+    r = Pipeline(locator=lambda img, top_k: [two], reader=Recording({})).recognize(frame(), "br")
+    assert r.text == "ABC1234" and len(seen) == 1
+    joined = seen[0]
+    assert joined.shape == (64, 120 + 32 + 160)
+    assert (joined[:, :120] == 40).all() and (joined[:, -160:] == 200).all()
 
 
 def test_no_plate_is_a_result_with_a_reason():

@@ -48,7 +48,7 @@ def test_tiny_run_checkpoints_resumes_and_writes_loadable_weights(tmp_path: Path
     for stage in ("head", "full"):
         assert (work / stage / "checkpoint.pt").is_file() and (work / stage / "best.pth").is_file()
     assert out.is_file()
-    assert list(work.glob("synth-*.npz")) and list(work.glob("feat-synth-*.npz"))   # caches
+    assert list(work.glob("synth2-*.npz")) and list(work.glob("feat-synth-*.npz"))   # caches
     assert train.main(["--steps", "3", *common]) == 0            # stage 1 done, stage 2 resumes at 2
     import json
 

@@ -8,7 +8,8 @@ Two readers share one code path (normalisation, batching, CTC decoding):
 * ``tuned``: the same architecture fine-tuned on plates (``models/plate_g2.pth``,
   36 characters + blank), built from ``easyocr.model.vgg_model.Model``.
 
-All crops of a frame go through the network in one padded batch. The CTC output is
+A square crop (a whole two-row plate) is read with its rows side by side, top row first
+(``lines.as_one_line``). All crops of a frame go through the network in one padded batch. The CTC output is
 decoded with a prefix beam search, which yields the top-N alternative texts; each
 alternative gets per-character confidences from its best (Viterbi) alignment.
 """
@@ -27,6 +28,7 @@ import cv2
 import numpy as np
 from numba import njit
 
+from parkinglot.lpr import lines
 from parkinglot.plates import ALPHABET, MAX_PLATE_LEN
 
 log = logging.getLogger(__name__)
@@ -305,7 +307,7 @@ class NetworkReader:
         """Per crop, the (T, 37) plate-class probabilities (padding columns trimmed)."""
         import torch
 
-        norm = [normalize_crop(c) for c in crops]
+        norm = [normalize_crop(lines.as_one_line(_to_gray(c))) for c in crops]
         x = batch_tensor(norm)
         with torch.inference_mode():
             logits = self.model(x, None)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from . import formats, images
+from . import formats, images, lines
 
 log = logging.getLogger("parkinglot.lpr")
 
@@ -181,19 +181,14 @@ class Pipeline:
         return False
 
     def _read(self, located: list[tuple[int, Any]]) -> list[Any]:
-        """One batched reader call for the given candidates of the burst; two-line plates are
-        read line by line (top first) and their texts joined."""
+        """One batched reader call for the given candidates of the burst; a two-line plate is
+        read as one crop with its rows side by side, top row first (``lines.side_by_side``),
+        as the reader was trained to read it."""
         crops: list[np.ndarray] = []
-        spans: list[tuple[int, int]] = []
         for _, cand in located:
-            lines = list(getattr(cand, "line_crops", ()) or ()) if getattr(cand, "lines", 1) == 2 else []
-            parts = lines if len(lines) == 2 else [cand.crop]
-            spans.append((len(crops), len(parts)))
-            crops.extend(parts)
-        if not crops:
-            return []
-        recs = self.reader.read(crops)
-        return [recs[start] if n == 1 else _join_lines(recs[start:start + n]) for start, n in spans]
+            rows = list(getattr(cand, "line_crops", ()) or ()) if getattr(cand, "lines", 1) == 2 else []
+            crops.append(lines.side_by_side(rows) if len(rows) == 2 else cand.crop)
+        return self.reader.read(crops) if crops else []
 
     def _choose(self, located: list[tuple[int, Any]], recognitions: Sequence[Any], regs: tuple[str, ...],
                 boxes: tuple) -> PlateResult:
@@ -260,30 +255,6 @@ def rank_readings(options: Sequence[tuple[str, float]], regions: Sequence[str],
             if s.text not in best or best[s.text][0].score < s.score:
                 best[s.text] = (s, region)
     return sorted(best.values(), key=lambda sr: -sr[0].score)[:keep]
-
-
-@dataclass(frozen=True)
-class _JoinedText:
-    text: str
-    confidence: float
-    char_confidences: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class _JoinedRecognition:
-    candidates: tuple[_JoinedText, ...]
-
-
-def _join_lines(parts: Sequence[Any], keep: int = 3) -> _JoinedRecognition:
-    """Readings of a two-line plate: each combination of the lines' top alternatives, best first."""
-    combos: list[_JoinedText] = [_JoinedText("", 1.0, ())]
-    for rec in parts:
-        options = list(rec.candidates[:keep]) or []
-        combos = [_JoinedText(c.text + o.text, c.confidence * o.confidence,
-                              tuple(c.char_confidences) + tuple(o.char_confidences))
-                  for c in combos for o in options]
-    combos.sort(key=lambda t: -t.confidence)
-    return _JoinedRecognition(tuple(combos[: keep * keep]))
 
 
 def _corners(cand: Any) -> tuple[tuple[float, float], ...]:

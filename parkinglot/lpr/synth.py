@@ -50,6 +50,7 @@ PATTERNS: dict[str, tuple[str, ...]] = {
         "LL 99999", "LLL 9999L", "LL 9LL99", "LLL 99LL",                   # Poland
         "LL99 LLL",                                                        # United Kingdom
         "L 999 LLL", "9LLL999", "LLL-999", "999-LL-99",                    # misc. national
+        "LL|9999", "LL 9|999", "LLL|999", "L 99|999L", "99|LLL99", "LL|999L", "L|99999",  # two-row
     ),
     "br": ("LLL-9999", "LLL9L99", "LLL 9999", "LLL|9999"),
 }
@@ -72,6 +73,7 @@ class PlateSample:
     image: np.ndarray   # grayscale uint8 crop, any size
     text: str           # label, A-Z0-9 only
     region: str
+    cut: int | None = None   # two-row plates: the image row between the rows (lines.side_by_side)
 
 
 def random_plate_text(rng: np.random.Generator, region: str | None = None) -> tuple[str, str, str]:
@@ -371,10 +373,15 @@ def render_plate(rng: np.random.Generator, region: str | None = None,
     dst = np.float32([[0, 0], [ow, 0], [ow, oh], [0, oh]])
     if s < 0.7:  # pre-blur against aliasing, like a lens would
         world = cv2.GaussianBlur(world, (0, 0), 0.5 / s)
-    out = cv2.warpPerspective(world, cv2.getPerspectiveTransform(src, dst), (ow, oh),
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    warp = cv2.getPerspectiveTransform(src, dst)
+    out = cv2.warpPerspective(world, warp, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     out = _degrade(rng, out)
-    return PlateSample(image=out, text=label, region=region)
+    cut = None
+    if len(line_masks) == 2:   # the middle of the gap between the rows, through the same warp
+        gap_y = pad + top_h + line_masks[0].shape[0] + line_gap / 2
+        p = cv2.perspectiveTransform(np.float32([[[pad + tx + tw / 2, gap_y]]]), warp)[0, 0]
+        cut = int(np.clip(round(float(p[1])), 1, out.shape[0] - 1))
+    return PlateSample(image=out, text=label, region=region, cut=cut)
 
 
 def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:

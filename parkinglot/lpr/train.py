@@ -35,82 +35,18 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from parkinglot.lpr import ocr, synth
-from parkinglot.plates import ALPHABET
+from parkinglot.lpr import lines, ocr, synth
+from parkinglot.lpr.realdata import (RealItem, Sampler, clean, load_crop_folder, load_photo_tree,  # noqa: F401
+                                     load_real, parse_weights, split_of)
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 DEFAULT_WORKDIR = REPO / ".train" / "plate_g2_v2"
-SPLIT_SALT = "parkinglot-plate-split-v1"
-VAL_MODULO = 3          # one file in three (by salted hash of its name) is held out
-
-
-def split_of(path: str | os.PathLike) -> str:
-    """``"val"`` or ``"train"`` for a real image, decided by a salted hash of its file name only."""
-    name = Path(path).name
-    h = int(hashlib.sha256((SPLIT_SALT + name).encode()).hexdigest()[:8], 16)
-    return "val" if h % VAL_MODULO == 0 else "train"
 
 
 # --------------------------------------------------------------------------- real data
-@dataclass
-class RealItem:
-    name: str            # file name (for the split listing)
-    source: str          # "crops" or "plates/<region>"
-    text: str
-    image: np.ndarray    # grayscale; for photos, a region around the box
-    box: tuple[float, float, float, float] | None   # x, y, w, h inside image (photos)
-
-
-def _clean(text: str) -> str:
-    t = "".join(ch for ch in text.upper() if ch in ALPHABET)
-    return t
-
-
-def load_crop_folder(folder: Path) -> list[RealItem]:
-    """A ``labels.csv`` (file,state,plate) folder of plate crops."""
-    items = []
-    with open(folder / "labels.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            img = cv2.imread(str(folder / row["file"]), cv2.IMREAD_GRAYSCALE)
-            text = _clean(row["plate"])
-            if img is not None and text:
-                items.append(RealItem(row["file"], "crops", text, img, None))
-    return items
-
-
-def load_photo_tree(root: Path) -> list[RealItem]:
-    """OpenALPR benchmark layout ``<region>/<name>.txt`` + image; keeps a margin around the box."""
-    items = []
-    for txt in sorted(root.glob("*/*.txt")):
-        parts = txt.read_text().strip().split("\t")
-        if len(parts) < 6:
-            continue
-        img = cv2.imread(str(txt.parent / parts[0]), cv2.IMREAD_GRAYSCALE)
-        text = _clean(parts[5])
-        if img is None or not text:
-            continue
-        x, y, w, h = (float(v) for v in parts[1:5])
-        mx, my = 0.5 * w, 0.8 * h
-        x0, y0 = int(max(0, x - mx)), int(max(0, y - my))
-        x1, y1 = int(min(img.shape[1], x + w + mx)), int(min(img.shape[0], y + h + my))
-        items.append(RealItem(parts[0], f"plates/{txt.parent.name}", text,
-                              np.ascontiguousarray(img[y0:y1, x0:x1]), (x - x0, y - y0, w, h)))
-    return items
-
-
-def load_real(data: Path | None) -> list[RealItem]:
-    if data is None or not data.is_dir():
-        return []
-    items: list[RealItem] = []
-    for folder in sorted(data.glob("plate-crops/*")):
-        if (folder / "labels.csv").is_file():
-            items += load_crop_folder(folder)
-    if (data / "plates").is_dir():
-        items += load_photo_tree(data / "plates")
-    return items
-
-
+# loading, the split by plate and the folder weights live in realdata; the names are kept here
+# for the benchmarks and tests that import them from train
 def cut_box(img: np.ndarray, box: Sequence[float], rng: np.random.Generator | None,
             angle: float = 0.0) -> np.ndarray:
     """Cut a (possibly jittered, rotated) box out of ``img``; no jitter if ``rng`` is None."""
@@ -148,17 +84,27 @@ def augment_real(item: RealItem, rng: np.random.Generator) -> np.ndarray:
         img = img * rng.uniform(0.6, 1.2) + rng.uniform(-30, 30)
     if rng.random() < 0.05:
         img = 255 - img
-    return synth._degrade(rng, img)
+    img = synth._degrade(rng, img)
+    return lines.as_one_line(img, cut=lines.find_cut(img, square=True)) if two_rows(item) else img
+
+
+def two_rows(item: RealItem) -> bool:
+    """Whether a real plate has two rows of characters: its crop or label box is square
+    (``lines.is_square``), the rule the reader applies at inference."""
+    if item.box is None:
+        return lines.is_square(item.image)
+    return item.box[2] < lines.SQUARE_ASPECT * item.box[3]
 
 
 def val_views(item: RealItem) -> list[tuple[str, np.ndarray]]:
-    """Deterministic validation views: the label box and two jittered boxes (photos), or the crop."""
+    """Deterministic validation views as the reader reads them (two-row plates side by side):
+    the label box and two jittered boxes (photos), or the crop (``"crop-<folder>"``)."""
     if item.box is None:
-        return [("crop", item.image)]
+        return [("crop-" + item.source.split("/", 1)[-1], lines.as_one_line(item.image))]
     rng = np.random.default_rng(int(hashlib.sha256(item.name.encode()).hexdigest()[:8], 16))
-    views = [("box", cut_box(item.image, item.box, None))]
+    views = [("box", lines.as_one_line(cut_box(item.image, item.box, None)))]
     for _ in range(2):
-        views.append(("jitter", cut_box(item.image, item.box, rng, float(rng.uniform(-3, 3)))))
+        views.append(("jitter", lines.as_one_line(cut_box(item.image, item.box, rng, float(rng.uniform(-3, 3))))))
     return views
 
 
@@ -175,7 +121,7 @@ LOC_MIN_HEIGHT = 0.7     # of the tallest matching band: the registration, not s
 @dataclass
 class LocItem:
     name: str              # file name (split by ``split_of``)
-    source: str            # "crops" or "plates/<region>"
+    source: str            # "crops/<folder>" or "plates/<region>"
     text: str
     image: np.ndarray      # grayscale frame region around the band
     quad: np.ndarray       # (4, 2) band corners (tl, tr, br, bl) inside ``image``
@@ -263,7 +209,9 @@ def _located(name: str, source: str, text: str, bgr: np.ndarray,
 def _locate_file(args: tuple[str, str, str, str, tuple | None]) -> list[LocItem]:
     path, name, source, text, box = args
     img = cv2.imread(path, cv2.IMREAD_COLOR)
-    return [] if img is None else _located(name, source, text, img, box)
+    if img is None or (lines.is_square(img) if box is None else box[2] < lines.SQUARE_ASPECT * box[3]):
+        return []   # two-row plates: a one-line candidate holds one row, not the label
+    return _located(name, source, text, img, box)
 
 
 def load_located(data: Path | None, workers: int = 1, quiet: bool = False) -> list[LocItem]:
@@ -275,12 +223,12 @@ def load_located(data: Path | None, workers: int = 1, quiet: bool = False) -> li
         if (folder / "labels.csv").is_file():
             with open(folder / "labels.csv", newline="") as fh:
                 for row in csv.DictReader(fh):
-                    text = _clean(row["plate"])
+                    text = clean(row["plate"])
                     if text:
-                        jobs.append((str(folder / row["file"]), row["file"], "crops", text, None))
+                        jobs.append((str(folder / row["file"]), row["file"], f"crops/{folder.name}", text, None))
     for txt in sorted((data / "plates").glob("*/*.txt")) if (data / "plates").is_dir() else []:
         parts = txt.read_text().strip().split("\t")
-        text = _clean(parts[5]) if len(parts) >= 6 else ""
+        text = clean(parts[5]) if len(parts) >= 6 else ""
         if text:
             jobs.append((str(txt.parent / parts[0]), parts[0], f"plates/{txt.parent.name}", text,
                          tuple(float(v) for v in parts[1:5])))
@@ -423,12 +371,13 @@ def clean_located(model, items: Sequence[LocItem], max_edit: int) -> list[LocIte
 # --------------------------------------------------------------------------- synthetic pool
 def _synth_worker(args: tuple[int, int, int]) -> list[tuple[np.ndarray, str]]:
     seed, start, stop = args
-    return [(ocr.normalize_crop(s.image), s.text) for s in synth.generate_range(seed, start, stop)]
+    return [(ocr.normalize_crop(lines.as_one_line(s.image, cut=s.cut) if s.cut else s.image), s.text)
+            for s in synth.generate_range(seed, start, stop)]
 
 
 def synth_pool(n: int, seed: int, workdir: Path, workers: int) -> tuple[list[np.ndarray], list[str]]:
     """``n`` normalised synthetic plates, rendered once and cached in ``workdir``."""
-    cache = workdir / f"synth-{seed}-{n}.npz"
+    cache = workdir / f"synth2-{seed}-{n}.npz"   # synth2: two-row plates laid side by side
     if cache.is_file():
         z = np.load(cache)
         flat, widths, texts = z["flat"], z["widths"], [str(t) for t in z["texts"]]
@@ -645,8 +594,9 @@ VAL_SETS = {"crop": "crops", "box": "label", "jitter": "label", "loc": "located"
 
 def evaluate(model, fs: FeatureSet, kinds: list[str]) -> dict[str, float]:
     """Exact-match rate (greedy decoding) per view kind, per validation set, overall ("all"),
-    and the selection ``score``: the mean of the sets' rates (whole-plate crops, label-box
-    views, locator crops), so the small located set weighs as much as the others."""
+    and the selection ``score``: the mean of the sets' rates (the whole-plate crops of each
+    crop folder, the label-box views of the photos, their locator crops), so a small set
+    weighs as much as a large one."""
     preds = greedy_from_features(model, fs)
     res: dict[str, list[bool]] = {}
     for kind, text, p in zip(kinds, fs.texts, preds):
@@ -683,7 +633,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                     help="stage 2: share of real crops whose digits and letters change places (see shuffle_characters)")
     ap.add_argument("--feature-dropout", type=float, default=0.0, metavar="P",
                     help="stage 2: dropout on the CNN column features before the BiLSTMs (training only)")
-    ap.add_argument("--real-views", type=int, default=12, help="augmented views cached per real training file")
+    ap.add_argument("--real-views", type=int, default=6, help="stage 1: augmented views cached per real training file")
+    ap.add_argument("--folder-weight", action="append", default=[], metavar="SOURCE=W",
+                    help="sampling weight of a real folder (e.g. crops/br=2; default: the square root of its "
+                         "number of distinct plates, see realdata.Sampler); repeatable")
     ap.add_argument("--synth", type=int, default=10000, help="size of the pre-rendered synthetic pool")
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--warmup", type=int, default=50)
@@ -819,22 +772,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.time()
 
     real = [] if args.no_real else load_real(args.data)
-    train_real = [r for r in real if split_of(r.name) == "train"]
-    val_real = [r for r in real if split_of(r.name) == "val"]
+    train_real = [r for r in real if split_of(r.text) == "train"]
+    val_real = [r for r in real if split_of(r.text) == "val"]
     located = [] if (args.no_real or args.no_located) else load_located(args.data, quiet=args.quiet)
-    train_loc = [it for it in located if split_of(it.name) == "train"]
+    train_loc = [it for it in located if split_of(it.text) == "train"]
     # validation: per held-out photo, the best-ranked one-line locator candidate on the plate
     # (what the pipeline reads first); plate-crop folders are covered by their whole-plate crops
-    val_loc = located_views([it for it in located if split_of(it.name) == "val" and it.source != "crops"],
+    val_loc = located_views([it for it in located if split_of(it.text) == "val" and not it.source.startswith("crops")],
                             best_only=True)
     fonts = synth.find_fonts()
+    weights = parse_weights(args.folder_weight)
+    real_sampler = Sampler(train_real, weights) if train_real else None
     _log(f"real data: {len(train_real)} train files, {len(val_real)} val files" + ("" if real else " - synthetic only"))
+    if real_sampler:
+        _log("folder weights: " + ", ".join(f"{k} {v:.3f}" for k, v in real_sampler.weights.items()))
     _log(f"locator crops: {len(train_loc)} train candidates, {len(val_loc)} val photos")
     _log(f"fonts: {len(fonts)}" + ("" if fonts else " (none installed: Pillow default + Hershey fallback)"))
 
-    # --- data: synthetic pool (one-line plates: a 1-D CTC reader cannot order stacked lines)
+    # --- data: synthetic pool; two-row plates are rendered with their rows side by side
     s_images, s_texts = synth_pool(args.synth, args.seed, args.workdir, args.workers)
-    one_line = [i for i in range(len(s_images)) if not synth.is_two_line(args.seed, i)]
+    one_line = list(range(len(s_images)))
     if val_real:
         kinds, v_images, v_texts = [], [], []
         for r in val_real:
@@ -873,8 +830,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for i, r in enumerate(train_real):
                     rng = np.random.default_rng([args.seed, 7, i])
                     for v in range(args.real_views):
-                        raw = (r.image if r.box is None else cut_box(r.image, r.box, None)) if v == 0 \
-                            else augment_real(r, rng)
+                        raw = val_views(r)[0][1] if v == 0 else augment_real(r, rng)
                         imgs.append(ocr.normalize_crop(raw))
                         texts.append(r.text)
                 fs = backbone_features(model, imgs, "real features", args.quiet)
@@ -895,8 +851,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             idx_s = rng.integers(0, len(synth_fs), args.batch - n_real)
             feats = [synth_fs.get(i) for i in idx_s]
             texts = [synth_fs.texts[i] for i in idx_s]
-            if n_real:
-                idx_r = rng.integers(0, len(real_fs), n_real)
+            if n_real:   # a file by folder weight, then one of its cached views
+                idx_r = [f * args.real_views + int(rng.integers(args.real_views))
+                         for f in real_sampler.draw(rng, n_real)]
                 feats += [real_fs.get(i) for i in idx_r]
                 texts += [real_fs.texts[i] for i in idx_r]
             return train_step(model, feats, texts)
@@ -922,6 +879,7 @@ def main(argv: Sequence[str] | None = None) -> int:
          f"({len({(it.source, it.name) for it in train_loc})} files; stage-1 reading within "
          f"{args.loc_max_edit} edits of the label)")
     n_loc = int(round(n_real * args.loc_frac)) if (n_real and train_loc) else 0
+    loc_sampler = Sampler(train_loc, weights) if n_loc else None
     s_train = [s_images[i] for i in train_idx]
     s_train_texts = [s_texts[i] for i in train_idx]
     del s_images
@@ -931,10 +889,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for i in rng.integers(0, len(s_train), args.batch - n_real):
             images.append(s_train[i])
             texts.append(s_train_texts[i])
-        for i in rng.integers(0, len(train_real), n_real - n_loc) if n_real - n_loc else []:
+        for i in real_sampler.draw(rng, n_real - n_loc) if n_real - n_loc else []:
             images.append(ocr.normalize_crop(augment_real(train_real[i], rng)))
             texts.append(train_real[i].text)
-        for i in rng.integers(0, len(train_loc), n_loc) if n_loc else []:
+        for i in loc_sampler.draw(rng, n_loc) if n_loc else []:
             it = train_loc[i]
             raw = it.crop if rng.random() < 0.15 else augment_located(it, rng)
             images.append(ocr.normalize_crop(raw))
@@ -966,6 +924,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "val_metrics": next((h for h in chosen["history"] if h["step"] == chosen["best_step"]), {})},
         "loc_frac": args.loc_frac, "shuffle_chars": args.shuffle_chars, "feature_dropout": args.feature_dropout,
         "loc_max_edit": args.loc_max_edit,
+        "folder_weights": real_sampler.weights if real_sampler else {},
+        "located_folder_weights": loc_sampler.weights if loc_sampler else {},
+        "train_files_by_folder": {k: sum(r.source == k for r in train_real) for k in sorted({r.source for r in train_real})},
+        "val_files_by_folder": {k: sum(r.source == k for r in val_real) for k in sorted({r.source for r in val_real})},
         "located_train_crops": len(train_loc), "located_val_photos": len(val_loc),
         "synthetic_pool": len(train_idx), "real_views_stage1": args.real_views, "fonts": len(fonts),
         "train_files": sorted(f"{r.source}/{r.name}" for r in train_real),
