@@ -34,10 +34,35 @@ def _split_filter(split: str):
     return lambda plate: split_of(plate) == split
 
 
+def failure_class(result, plate: str, box: tuple[int, int, int, int]) -> str | None:
+    """Why a reading is wrong (None when it is right), in the issue's classes:
+    ``localisation`` (no candidate on the plate), ``two-line`` (a square plate),
+    ``wrong-candidate`` (a candidate was on the plate but the text came from another one),
+    ``look-alike`` (the right characters up to look-alike glyphs: O/0, I/1, B/8, S/5...),
+    else ``misread``."""
+    from parkinglot.plates import fold
+
+    if result.text == plate:
+        return None
+    if box[2] < 1.6 * box[3]:
+        return "two-line"
+    if not any(iou(corners_to_box(b), box) >= 0.5 for b in result.candidate_boxes):
+        return "localisation"
+    if result.box is None or iou(corners_to_box(result.box), box) < 0.5:
+        return "wrong-candidate"
+    if fold(result.text) == fold(plate):
+        return "look-alike"
+    return "misread"
+
+
 def _stats(rows: list[dict]) -> dict:
     n = len(rows)
     lat = [r["ms"] for r in rows]
     exact = sum(r["exact"] for r in rows)
+    failures: dict[str, int] = {}
+    for r in rows:
+        if r.get("failure"):
+            failures[r["failure"]] = failures.get(r["failure"], 0) + 1
     return {
         "images": n,
         "exact": exact,
@@ -46,6 +71,7 @@ def _stats(rows: list[dict]) -> dict:
         "loc_recall": round(sum(r["located"] for r in rows) / n, 4) if n else 0.0,
         "p50_ms": round(percentile(lat, 0.5), 2) if n else 0.0,
         "p95_ms": round(percentile(lat, 0.95), 2) if n else 0.0,
+        "failures": dict(sorted(failures.items())),
     }
 
 
@@ -67,12 +93,12 @@ def run(data: Path, region: str | None, reader_kind: str, top_k: int, split: str
         ms = (time.perf_counter() - t0) * 1000
         located = any(iou(corners_to_box(b), it.box) >= 0.5 for b in result.candidate_boxes)
         row = {"exact": result.text == it.plate, "lenient": lenient(result.text) == lenient(it.plate),
-               "located": located, "ms": ms}
+               "located": located, "ms": ms, "failure": failure_class(result, it.plate, it.box)}
         rows[it.region].append(row)
         if verbose:
             print(f"{it.region} {it.path.name}: read={result.text or '-':10s} truth={it.plate:10s} "
                   f"{'OK ' if row['exact'] else 'BAD'} loc={'y' if located else 'n'} {ms:.0f} ms "
-                  f"{result.reason or ''}", file=sys.stderr)
+                  f"{row['failure'] or ''} {result.reason or ''}", file=sys.stderr)
     everything = [r for rs in rows.values() for r in rs]
     return {"overall": _stats(everything), "by_region": {reg: _stats(rs) for reg, rs in sorted(rows.items())}}
 

@@ -123,6 +123,27 @@ def test_get_reader_rejects_unknown_kind() -> None:
         ocr.get_reader("best")
 
 
+def test_square_crops_reach_the_network_with_their_rows_side_by_side() -> None:
+    """A whole two-row plate is one wide line for the network; a one-line plate is unchanged."""
+    import torch
+
+    widths: list[int] = []
+
+    class Recording(torch.nn.Module):
+        def forward(self, x, _text):
+            widths.append(int(x.shape[3]))
+            return torch.zeros((x.shape[0], x.shape[3] // 4 - 1, len(ocr.CHARSET) + 1))
+
+    reader = ocr.NetworkReader("recording", Recording())
+    top, bottom = _plate("AB"), _plate("1234")
+    square = np.vstack([np.pad(top, ((0, 0), (0, bottom.shape[1] - top.shape[1])), constant_values=235), bottom])
+    assert square.shape[1] < 1.6 * square.shape[0]
+    reader.read([square])
+    reader.read([_plate("AB1234")])
+    assert widths[0] > 2.5 * ocr.IMG_H                        # two rows laid side by side
+    assert widths[1] == ocr.normalize_crop(_plate("AB1234")).shape[1]
+
+
 # ---------------------------------------------------------------- networks (weights needed)
 @pytest.fixture(scope="session")
 def reader() -> ocr.PlateReader:
