@@ -176,3 +176,13 @@ def test_module_level_recognize_accepts_a_list_of_regions(monkeypatch):
     monkeypatch.setattr(pipeline, "_default", _one_reading("AB123CD"))
     r = pipeline.recognize(frame(), ["br", "eu"])
     assert (r.text, r.region) == ("AB123CD", "eu")
+
+
+def test_a_confident_reading_that_fits_no_format_does_not_end_the_search():
+    """Half a Brazilian plate read with full confidence ("1234": no br format has four
+    characters) must not stop the pipeline before the whole plate, ranked lower, is read."""
+    table = {1: Rec((TC("1234", 0.99, (0.99,) * 4),)), 2: Rec((TC("ABC1234", 0.9, (0.9,) * 7),))}
+    reader = FakeReader(table)
+    cands = [Cand(CORNERS, 1.0, crop(1)), Cand(CORNERS, 0.5, crop(2))]
+    r = Pipeline(locator=lambda img, top_k: cands, reader=reader).recognize(frame(), "br")
+    assert r.text == "ABC1234" and reader.batches == [1, 1]

@@ -176,7 +176,10 @@ class Pipeline:
     def _convincing(recs: Sequence[Any], regs: tuple[str, ...]) -> bool:
         for rec in recs:
             ranked = rank_readings([(tc.text, tc.confidence) for tc in rec.candidates], regs, keep=1)
-            if ranked and len(ranked[0][0].text) >= MIN_ACCEPT_LEN and ranked[0][0].score >= ACCEPT_SCORE:
+            # a reading that fits none of the regions' formats (half a plate, a phone number) may
+            # still win in the end, but never stops the search for one that fits
+            if (ranked and len(ranked[0][0].text) >= MIN_ACCEPT_LEN and ranked[0][0].score >= ACCEPT_SCORE
+                    and ranked[0][0].format is not None):
                 return True
         return False
 
