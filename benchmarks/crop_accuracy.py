@@ -33,6 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from parkinglot.lpr import ocr  # noqa: E402
+from parkinglot.lpr.realdata import trained_before_plate_split  # noqa: E402
 from parkinglot.lpr.train import cut_box, located_views, load_located, split_of  # noqa: E402
 
 LENIENT = str.maketrans({"O": "0", "I": "1"})
@@ -82,7 +83,7 @@ def load_located_crops(data: Path, split: str) -> tuple[list[tuple[str, np.ndarr
 
 
 def run(datas: list[Path], readers: list[str], split: str, jitter: int, located: bool = False,
-        also: dict[str, Path] | None = None) -> dict[str, dict[str, dict]]:
+        also: dict[str, Path] | None = None, unseen: bool = False) -> dict[str, dict[str, dict]]:
     """Per folder (and ``"all"`` when there are several), per reader: crops, exact and lenient
     rates and counts, p50 per crop (one ``read([crop])`` call, readers interleaved crop by crop)."""
     crops: list[tuple[str, np.ndarray, str]] = []
@@ -95,6 +96,9 @@ def run(datas: list[Path], readers: list[str], split: str, jitter: int, located:
             got = load_crops(data, jitter)
             if split != "all":
                 got = [c for c in got if split_of(c[2]) == split]
+        if unseen:
+            source = f"crops/{data.name}" if (data / "labels.csv").is_file() else f"plates/{data.name}"
+            got = [c for c in got if not trained_before_plate_split(source, c[0])]
         if not got:
             raise SystemExit(f"no crops found in {data} (split {split})")
         crops += got
@@ -141,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="crops cut by the pipeline's locator instead of the label box / the crop file")
     ap.add_argument("--also", action="append", default=[], metavar="NAME=WEIGHTS",
                     help="more tuned weights read in the same run (repeatable)")
+    ap.add_argument("--unseen", action="store_true",
+                    help="also leave out the files the rounds before the split by plate trained on "
+                         "(for a photo tree, give one region folder, e.g. plates/us)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: small recogniser ops run faster single-threaded on a busy CPU)")
@@ -152,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     readers = ["stock", "tuned"] if args.reader == "both" else [args.reader]
     also = dict(a.split("=", 1) for a in args.also)
     result = run(args.data, readers, args.split, args.jitter, args.located,
-                 {k: Path(v) for k, v in also.items()})
+                 {k: Path(v) for k, v in also.items()}, args.unseen)
     for folder, by_reader in result.items():
         for k, r in by_reader.items():
             print(f"{folder:10s} {k:8s} crops={r['crops']:4d} exact={r['exact_rate']:.1%} ({r['exact']}) "

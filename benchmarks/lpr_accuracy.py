@@ -75,13 +75,18 @@ def _stats(rows: list[dict]) -> dict:
     }
 
 
-def run(data: Path, region: str | None, reader_kind: str, top_k: int, split: str, verbose: bool) -> dict:
+def run(data: Path, region: str | None, reader_kind: str, top_k: int, split: str, verbose: bool,
+        unseen: bool = False) -> dict:
     from parkinglot.lpr.ocr import get_reader
     from parkinglot.lpr.pipeline import Pipeline
 
     pipe = Pipeline(reader=get_reader(reader_kind), top_k=top_k)
     keep = _split_filter(split)
     items = [it for it in iter_dataset(data, region) if keep(it.plate)]
+    if unseen:
+        from parkinglot.lpr.realdata import trained_before_plate_split
+
+        items = [it for it in items if not trained_before_plate_split(f"plates/{it.region}", it.path.name)]
     if not items:
         raise SystemExit(f"no labelled images under {data}")
     pipe.recognize(items[0].path.read_bytes(), items[0].region)  # warm-up: kernels compiled, reader loaded
@@ -111,9 +116,13 @@ def main(argv=None) -> None:
     ap.add_argument("--reader", default="auto", choices=["auto", "stock", "tuned"])
     ap.add_argument("--top-k", type=int, default=5)
     ap.add_argument("--split", default="all", choices=["all", "train", "val"])
+    ap.add_argument("--unseen", action="store_true",
+                    help="also leave out the files the rounds before the split by plate trained on "
+                         "(realdata.trained_before_plate_split): for weights continued from those rounds")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    write_json(args.json, run(args.data, args.region, args.reader, args.top_k, args.split, args.verbose))
+    write_json(args.json, run(args.data, args.region, args.reader, args.top_k, args.split, args.verbose,
+                              args.unseen))
 
 
 if __name__ == "__main__":

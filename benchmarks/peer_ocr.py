@@ -85,15 +85,17 @@ def _stats(rows: list[dict]) -> dict:
     return out
 
 
-def run(data: Path, region: str | None, split: str, threads: int, verbose: bool) -> dict:
+def run(data: Path, region: str | None, split: str, threads: int, verbose: bool, unseen: bool = False) -> dict:
     import torch
 
     from parkinglot.lpr.ocr import get_reader
     from parkinglot.lpr.pipeline import Pipeline
-    from parkinglot.lpr.realdata import split_of
+    from parkinglot.lpr.realdata import split_of, trained_before_plate_split
 
     torch.set_num_threads(threads)
     items = [it for it in iter_dataset(data, region) if split == "all" or split_of(it.plate) == split]
+    if unseen:
+        items = [it for it in items if not trained_before_plate_split(f"plates/{it.region}", it.path.name)]
     if not items:
         raise SystemExit(f"no labelled photos under {data} (split {split})")
     pipe = Pipeline(reader=get_reader("auto"))
@@ -124,7 +126,7 @@ def run(data: Path, region: str | None, split: str, threads: int, verbose: bool)
                   f"{'OK ' if row['ours_exact'] else 'BAD'} peer={'OK ' if row['peer_exact'] else 'BAD'} "
                   f"{row['ours_ms']:.0f} / {row['peer_ms']:.0f} ms lines={row['peer_lines'][:6]}", file=sys.stderr)
     everything = [r for rs in rows.values() for r in rs]
-    return {"split": split, "threads": threads, "overall": _stats(everything),
+    return {"split": split, "unseen_only": unseen, "threads": threads, "overall": _stats(everything),
             "by_region": {reg: _stats(rs) for reg, rs in sorted(rows.items())}}
 
 
@@ -136,9 +138,11 @@ def main(argv=None) -> None:
                     help="plates held out of training (val, the default), trained on, or all")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads for each side (torch / onnxruntime)")
     ap.add_argument("--json")
+    ap.add_argument("--unseen", action="store_true",
+                    help="also leave out the files the rounds before the split by plate trained on")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    write_json(args.json, run(args.data, args.region, args.split, args.threads, args.verbose))
+    write_json(args.json, run(args.data, args.region, args.split, args.threads, args.verbose, args.unseen))
 
 
 if __name__ == "__main__":

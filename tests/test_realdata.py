@@ -87,3 +87,14 @@ def test_weight_overrides_are_parsed_or_refused():
     for bad in (["crops/br"], ["=2"], ["crops/br=-1"], ["crops/br=x"]):
         with pytest.raises(ValueError):
             realdata.parse_weights(bad)
+
+
+def test_files_of_the_old_split_by_name_are_known():
+    """The rounds before the split by plate trained on about two thirds of plate-crops/us and
+    plates/*, chosen by file name; the new folders were never used then."""
+    names = [f"img{i:04d}.jpg" for i in range(300)]
+    seen = [realdata.trained_before_plate_split("plates/us", n) for n in names]
+    assert 0.58 < sum(seen) / len(seen) < 0.75
+    assert realdata.trained_before_plate_split("crops/us", "/x/y/img0001.jpg") == seen[1]
+    assert not any(realdata.trained_before_plate_split(src, n) for src in ("crops/us2", "crops/br", "crops/eu-2line")
+                   for n in names)

@@ -156,3 +156,20 @@ def parse_weights(specs: Sequence[str]) -> dict[str, float]:
         if out[name] < 0:
             raise ValueError(f"weight of {name} must be >= 0")
     return out
+
+
+# Rounds before the split by plate (iterations 1-4 of plate_g2, up to 2026-12-01) split by file
+# name and trained on the "train" files of plate-crops/us and plates/<region>. A round that
+# continues from those weights has seen them, whatever side of today's split they fall on.
+LEGACY_SALT = "parkinglot-plate-split-v1"
+LEGACY_SOURCES = ("crops/us", "plates/us", "plates/eu", "plates/br")
+
+
+def trained_before_plate_split(source: str, name: str) -> bool:
+    """Whether the rounds of the old split by file name may have trained on this file (its
+    folder was used then and its file name fell on the train side). Conservative: a file
+    added to such a folder later is counted too when its name hashes to train."""
+    if source not in LEGACY_SOURCES:
+        return False
+    h = int(hashlib.sha256((LEGACY_SALT + Path(name).name).encode()).hexdigest()[:8], 16)
+    return h % 3 != 0
