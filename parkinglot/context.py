@@ -32,6 +32,8 @@ class Context:
 def build_context(
     overrides: Optional[Mapping[str, Any]] = None, instance_path: Optional[Path] = None
 ) -> Context:
+    if instance_path is None and overrides and overrides.get("INSTANCE_PATH"):
+        instance_path = Path(overrides["INSTANCE_PATH"])  # else load_settings would put the default back
     settings = load_settings(instance_path, overrides)
     audit.configure_plate_key(ensure_instance_secret(settings, "AUDIT_PLATE_KEY", "audit_plate_key").encode())
     engine = make_engine(settings["DATABASE_URL"])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -51,38 +50,67 @@ def export_plate(obj: dict, plate: str, out_dir: Path) -> None:
     click.echo(json.dumps(counts))
 
 
+_PASSPHRASE_HELP = ("A file whose first line is the passphrase that encrypts the instance keys in the backup "
+                    "(or set $PARKINGLOT_BACKUP_PASSPHRASE). Never given on the command line.")
+
+
 @main.command("backup")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=_PASSPHRASE_HELP)
 @click.pass_obj
-def backup_cmd(obj: dict, out_dir: Path) -> None:
-    """Back up the database and evidence photos (with SHA-256 checksums) into OUT_DIR."""
+def backup_cmd(obj: dict, out_dir: Path, passphrase_file: Optional[Path]) -> None:
+    """Back up the database and evidence photos (with SHA-256 checksums) into OUT_DIR (new or empty)."""
     from ..backup import BackupError, backup
+    from ..backup.keys import PASSPHRASE_ENV, read_passphrase
 
     try:
-        result = backup(ctx_of(obj), out_dir)
+        result = backup(ctx_of(obj), out_dir, passphrase=read_passphrase(passphrase_file))
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"backup of {result.backend} written to {result.path}: {result.files} files, {result.bytes} bytes")
+    click.echo(f"backup of {result.backend} written to {result.path}: {result.files} files, {result.bytes} bytes, "
+               f"{sum(result.tables.values())} rows in {len(result.tables)} tables")
+    if result.evidence_missing:
+        click.echo(f"warning: {result.evidence_missing} photos referenced by the database were missing "
+                   "(listed in the manifest)", err=True)
+    if not result.keys_included:
+        click.echo("NOTE: the instance keys are NOT in this backup. Keep instance/audit_plate_key and "
+                   "instance/secret_key (or your AUDIT_PLATE_KEY / SECRET_KEY settings) with your backups, or set "
+                   f"${PASSPHRASE_ENV} to include them encrypted. Without the audit plate key, audit entries can "
+                   "no longer be matched to plates after a restore.", err=True)
 
 
 @main.command("restore")
 @click.argument("backup_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--force", is_flag=True, help="Replace an existing database.")
+@click.option("--force", is_flag=True, help="Replace a database that holds data (it is kept aside, not deleted).")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=_PASSPHRASE_HELP)
+@click.option("--ignore-key-mismatch", is_flag=True,
+              help="Restore although the backup was made under another audit plate key (recorded in the audit).")
 @click.pass_obj
-def restore_cmd(obj: dict, backup_dir: Path, force: bool) -> None:
-    """Verify a backup's checksums and restore it, then verify the audit trail."""
+def restore_cmd(obj: dict, backup_dir: Path, force: bool, passphrase_file: Optional[Path],
+                ignore_key_mismatch: bool) -> None:
+    """Check a backup, restore it into a staging copy, check that, and only then swap it in.
+
+    Any failure leaves the current database and evidence folder as they were and names
+    the step that failed. Stop the server before restoring.
+    """
     from ..backup import BackupError, restore
-    from ..records import audit as audit_mod
+    from ..backup.keys import read_passphrase
 
     ctx = ctx_of(obj)
     try:
-        info = restore(ctx, backup_dir, force=force)
+        info = restore(ctx, backup_dir, force=force, passphrase=read_passphrase(passphrase_file),
+                       ignore_key_mismatch=ignore_key_mismatch, progress=lambda step: click.echo(f"... {step}"))
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
-    with ctx.read_sessions() as session:
-        result = audit_mod.verify(session)
-    click.echo(f"restored {info['backend']} database (schema {info['schema_revision']}) and "
-               f"{info['evidence_files']} evidence files; audit trail "
-               + ("intact" if result.ok else f"BROKEN at event {result.first_broken_id}"))
-    if not result.ok:
-        sys.exit(1)
+    upgraded = f", upgraded to {info.upgraded_to}" if info.upgraded_to else ""
+    click.echo(f"restored {info.backend} backup of {info.backup_created_at} (schema {info.schema_revision}{upgraded}): "
+               f"{sum(info.tables.values())} rows in {len(info.tables)} tables, audit trail intact over "
+               f"{info.audit_events} events; {info.evidence_files} photos copied, "
+               f"{info.evidence_already_present} already present; {info.keys}")
+    for warning in info.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if info.previous_kept:
+        click.echo(f"the previous database is kept at {info.previous_kept}: delete it once you are satisfied "
+                   "(it holds personal data the retention policy no longer covers)")

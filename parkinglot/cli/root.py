@@ -22,5 +22,7 @@ def ctx_of(obj: dict) -> Context:
 def main(click_ctx: click.Context, database_url: Optional[str]) -> None:
     """Parking lot and vehicle management."""
     click_ctx.ensure_object(dict)
+    obj = click_ctx.obj
+    click_ctx.call_on_close(lambda: obj["ctx"].close() if "ctx" in obj else None)  # no pooled sessions left behind
     if database_url:
         click_ctx.obj["ctx"] = build_context({"DATABASE_URL": database_url})
