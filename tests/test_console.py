@@ -43,6 +43,7 @@ PAGES = {
     "/revenue/reconciliation": {"finance", "admin"},
     "/users": {"admin"},
     "/users/new": {"admin"},
+    "/subject-exports": {"supervisor", "admin"},
 }
 NO_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)
 INLINE_STYLE = re.compile(r"\sstyle\s*=", re.I)

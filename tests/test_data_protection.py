@@ -1,15 +1,26 @@
-"""Retention, data-subject export, and the plate-free audit trail."""
+"""Retention that forgets a plate everywhere, data-subject exports of one subject only, a plate-free audit trail.
+
+The whole-database scan does not trust a list of columns: it reads every row of every
+table the database has (reflected, so tables added later are covered) and looks for the
+purged plates and tickets as text.
+"""
 import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from click.testing import CliRunner
+from sqlalchemy import inspect, select, text
 
-from parkinglot.barrier import events
-from parkinglot.records import alerts, audit, retention, stays
+from parkinglot.barrier import events, lanes
+from parkinglot.billing import disputes, payments
+from parkinglot.cli import main
+from parkinglot.records import alerts, audit, permits, stays, users, vehicles
+from parkinglot.records.errors import InvalidInput
 from parkinglot.records.evidence import EvidenceStore
-from parkinglot.records.models import AuditEvent, Evidence, ParkingSession, PlateRead
-from parkinglot.records.subject_export import export_plate
+from parkinglot.records.models import AuditEvent, Evidence, ParkingSession, PlateRead, Shift
+from parkinglot.records.privacy import retention
+from parkinglot.records.privacy.subject_export import LINKED, write_folder
+from parkinglot.records.types import utcnow
 
 from .factories import T0, make_site
 from .test_evidence import jpeg_bytes
@@ -18,20 +29,25 @@ from .test_evidence import jpeg_bytes
 @pytest.fixture
 def world(db, session, tmp_path):
     site, entry, exit_ = make_site(session)
+    user = users.create_user(session, username="sup", password="long-enough-pw-1", role="supervisor", sites=[site])
     session.commit()
-    return {"site": site, "entry": entry, "exit": exit_, "store": EvidenceStore(tmp_path / "ev")}
+    return {"site": site, "entry": entry, "exit": exit_, "store": EvidenceStore(tmp_path / "ev"), "user": user}
+
+
+def lane_event(session, w, lane, plate, when, seed, ticket=None):
+    ev = events.LaneEvent(lane_id=lane.id, captured_at=when, received_at=when, ticket=ticket,
+                          reading=events.Reading(plate=plate, raw_text=plate, confidence=0.95),
+                          frames=(events.Frame(jpeg_bytes(seed), "image/jpeg", 60, 40),))
+    reply = events.process(session, w["store"], ev).reply
+    session.commit()
+    return reply
 
 
 def visit(session, w, plate, at, minutes=30, seed=0, leave=True):
-    out = []
-    for lane, when, n in ((w["entry"], at, 0), (w["exit"], at + timedelta(minutes=minutes), 1)):
-        if lane is w["exit"] and not leave:
-            break
-        ev = events.LaneEvent(lane_id=lane.id, captured_at=when, received_at=when,
-                              reading=events.Reading(plate=plate, raw_text=plate, confidence=0.95),
-                              frames=(events.Frame(jpeg_bytes(seed * 10 + n), "image/jpeg", 60, 40),))
-        out.append(events.process(session, w["store"], ev).reply)
-        session.commit()
+    out = [lane_event(session, w, w["entry"], plate, at, seed * 10)]
+    if leave:
+        out.append(lane_event(session, w, w["exit"], plate, at + timedelta(minutes=minutes), seed * 10 + 1,
+                              ticket=out[0].ticket))
     return out
 
 
@@ -42,38 +58,178 @@ def test_audit_trail_holds_no_plates(world, session):
     assert audit.plate_digest("SECRET1") in texts  # an investigator with the key can still confirm
 
 
-def test_retention_purges_old_visitors_but_keeps_protected_records(world, session):
-    w = world
-    old = visit(session, w, "OLD1", T0, seed=1)
-    inside = visit(session, w, "INSIDE1", T0, seed=2, leave=False)
-    alerted = visit(session, w, "ALERT1", T0, seed=3)
-    alerts.raise_alert(session, site_id=w["site"].id, kind="hotlist", plate="ALERT1",
-                       session_id=alerted[0].session_id, message="check")
-    recent = visit(session, w, "NEW1", T0 + timedelta(days=95), seed=4)
-    session.commit()
-    now = T0 + timedelta(days=100)
+def test_audit_digests_tickets_and_plates_written_into_text():
+    data = audit.pseudonymise({"plate": "QVX123", "ticket": "ABCDEF012345",
+                               "message": "Hotlisted vehicle QVX123 at gate QVX1234", "nested": [{"note": "QVX123!"}]})
+    flat = json.dumps(data)
+    assert "ABCDEF012345" not in flat and "QVX123 " not in flat and "QVX123!" not in flat
+    assert "QVX1234" in flat  # another word that merely starts with the plate is left alone
+    assert data["message"] == f"Hotlisted vehicle {audit.plate_digest('QVX123')} at gate QVX1234"
 
+
+# --- the whole-database scan ---------------------------------------------------------------------
+
+def whole_database_text(session) -> dict[str, list[str]]:
+    """table -> every row of it as text (every column, whatever its type)."""
+    conn = session.connection()
+    out = {}
+    for name in inspect(conn).get_table_names():
+        out[name] = [" | ".join(str(v) for v in row) for row in conn.execute(text(f'SELECT * FROM "{name}"'))]
+    return out
+
+
+def occurrences(dump: dict[str, list[str]], needles) -> list[tuple[str, str, str]]:
+    return [(table, needle, row[:160]) for table, rows in dump.items() for row in rows for needle in needles
+            if needle and needle in row]
+
+
+def build_history(session, w):
+    """Visitors of every kind, 100 days before 'now'; some to be forgotten, some to be kept."""
+    site, user, store = w["site"], w["user"], w["store"]
+    B = utcnow().replace(microsecond=0) - timedelta(hours=2)
+    gone, kept, tickets = [], [], []
+
+    def stay_of(reply):
+        return session.get(ParkingSession, reply.session_id)
+
+    # an ordinary visit, with a repeated read of the same car at the entry
+    r = visit(session, w, "QVXOLD1", B, seed=1)
+    lane_event(session, w, w["entry"], "QVXOLD1", B + timedelta(seconds=5), 19)
+    gone.append("QVXOLD1"), tickets.append(r[0].ticket)
+    # a long stay that ended before the period: all of it goes
+    r = visit(session, w, "QVXSHORT2", B, minutes=5 * 24 * 60, seed=2)
+    gone.append("QVXSHORT2"), tickets.append(r[0].ticket)
+    # an alert about the stay, resolved long ago, with the plate in its message and note
+    r = visit(session, w, "QVXALERT3", B, seed=3)
+    a = alerts.raise_alert(session, site_id=site.id, kind="hotlist", plate="QVXALERT3",
+                           session_id=r[0].session_id, message="check QVXALERT3 at the exit")
+    alerts.resolve(session, a, user.id, "QVXALERT3 was a false alarm")
+    session.commit()
+    gone.append("QVXALERT3"), tickets.append(r[0].ticket)
+    # a dispute with the plate in its reason and note, and a payment referencing the ticket
+    r = visit(session, w, "QVXDISP4", B, seed=4)
+    stay = stay_of(r[0])
+    payments.record_payment(session, site, amount_minor=300, method="cash", reference=f"desk-{r[0].ticket}", stay=stay,
+                            user_id=user.id)
+    d = disputes.open_dispute(session, stay, user_id=user.id, reason="QVXDISP4 says the fee is wrong")
+    disputes.resolve_dispute(session, d, user_id=user.id, outcome="uphold", note="QVXDISP4 paid the right fee")
+    session.commit()
+    gone.append("QVXDISP4"), tickets.append(r[0].ticket)
+    # a look-alike exit read confirmed by an attendant (the confirmation closes the stay now)
+    r = visit(session, w, "QVXCONF5", B, seed=5, leave=False)
+    held = lane_event(session, w, w["exit"], "QVXC0NF5", utcnow() - timedelta(minutes=2), 51)
+    assert held.decision == "attendant"
+    lanes.confirm_match(session, w["exit"], user, r[0].session_id, "papers show QVXCONF5")
+    session.commit()
+    gone += ["QVXCONF5", "QVXC0NF5"]
+    tickets.append(r[0].ticket)
+    # a visitor pass that ended long ago, used for the visit
+    permits.create_visitor_pass(session, site, plate="QVXPASS6", valid_from=B - timedelta(hours=1),
+                                valid_to=B + timedelta(days=1), note="guest QVXPASS6 of flat 4", user_id=user.id)
+    session.commit()
+    r = visit(session, w, "QVXPASS6", B, seed=6)
+    gone.append("QVXPASS6"), tickets.append(r[0].ticket)
+    # a lock, released long ago
+    vehicles.lock_vehicle(session, site_id=site.id, plate="QVXLOCK7", user_id=user.id, note="owner of QVXLOCK7 asked")
+    vehicles.release_lock(session, site_id=site.id, plate="QVXLOCK7", user_id=user.id, note="QVXLOCK7 unlocked")
+    session.commit()
+    r = visit(session, w, "QVXLOCK7", B, seed=7)
+    gone.append("QVXLOCK7"), tickets.append(r[0].ticket)
+    # a hotlisted car refused at the entry, then taken off the list
+    entry = vehicles.add_to_hotlist(session, plate="QVXHOT8", reason="QVXHOT8 reported stolen", site_id=site.id,
+                                    user_id=user.id)
+    session.commit()
+    refused = lane_event(session, w, w["entry"], "QVXHOT8", B, 81)
+    assert refused.decision != "open"
+    vehicles.remove_from_hotlist(session, entry, user.id, "QVXHOT8 found")
+    for al in alerts.open_alerts(session, [site.id]):
+        alerts.resolve(session, al, user.id, f"handled {al.plate}")
+    session.commit()
+    gone.append("QVXHOT8")
+    # an exit with no entry (alert raised and resolved), tied to no stay
+    lane_event(session, w, w["exit"], "QVXNOENT9", B, 91)
+    for al in alerts.open_alerts(session, [site.id]):
+        alerts.resolve(session, al, user.id, f"{al.plate} came in by the back gate")
+    session.commit()
+    gone.append("QVXNOENT9")
+
+    # a note in a table retention knows nothing about (written without an audit entry)
+    session.add(Shift(user_id=user.id, site_id=site.id, started_at=B, ended_at=B + timedelta(hours=8),
+                      handover_note="QVXOLD1 and QVXNOENT9 to watch; QVXNEW11 is a regular"))
+    session.commit()
+
+    # kept: a long stay that ended within the period, a recent visit, a car inside, an open alert
+    long_kept = visit(session, w, "QVXLONG10", B, minutes=20 * 24 * 60, seed=10)
+    visit(session, w, "QVXNEW11", B + timedelta(days=95), seed=11)
+    visit(session, w, "QVXIN12", B, seed=12, leave=False)
+    r = visit(session, w, "QVXOPEN13", B, seed=13)
+    alerts.raise_alert(session, site_id=site.id, kind="expired_stay", plate="QVXOPEN13",
+                       session_id=r[0].session_id, message="look at QVXOPEN13")
+    session.commit()
+    kept += ["QVXLONG10", "QVXNEW11", "QVXIN12", "QVXOPEN13"]
+    return B, gone, kept, [t for t in tickets if t], long_kept
+
+
+def test_retention_forgets_a_plate_everywhere(world, session):
+    w = world
+    B, gone, kept, tickets, long_kept = build_history(session, w)
+    assert len(tickets) >= 6
+    before = whole_database_text(session)
+    assert {n for _, n, _ in occurrences(before, gone)} == set(gone)  # the scan sees them before
+
+    now = B + timedelta(days=100)
     dry = retention.run(session, w["store"], days=90, now=now, dry_run=True)
     session.commit()
-    assert (dry.reads, dry.stays, dry.images) == (2, 1, 2)
-    assert session.scalar(select(PlateRead.plate).where(PlateRead.id == old[0].read_id)) == "OLD1"
-
+    assert whole_database_text(session)["plate_read"] == before["plate_read"]
     real = retention.run(session, w["store"], days=90, now=now, dry_run=False)
+    session.commit()
+    assert (real.reads, real.stays, real.images) == (dry.reads, dry.stays, dry.images)
+    assert real.stays == 7 and real.credentials == 3 and real.decisions >= real.reads and real.alerts == 3
+    assert real.other_rows == 1  # the shift note, found by the sweep over every other table
+
+    after = whole_database_text(session)
+    leaks = occurrences(after, gone + tickets)
+    assert leaks == [], leaks[:10]
+    assert {n for _, n, _ in occurrences(after, kept)} == set(kept)  # protected and recent ones stay
+    note = session.scalars(select(Shift.handover_note)).one()
+    assert note == "[purged] and [purged] to watch; QVXNEW11 is a regular"
+    assert audit.verify(session).ok
+
+    # the same basis for a stay and its reads: a long stay kept whole, with both photos
+    stay = session.get(ParkingSession, long_kept[0].session_id)
+    assert stay.plate == "QVXLONG10"
+    for read_id in (stay.entry_read_id, stay.exit_read_id):
+        read = session.get(PlateRead, read_id)
+        assert read.plate == "QVXLONG10" and read.evidence_sha256
+        assert w["store"].path_for(read.evidence_sha256, "image/jpeg").exists()
+    # purged photos are gone from disk; money and times stay
+    purged_files = [e for e in session.scalars(select(Evidence)) if e.purged_at is not None]
+    assert len(purged_files) == real.images > 0
+    assert not any(w["store"].path_for(e.sha256, e.content_type).exists() for e in purged_files)
+    again = retention.run(session, w["store"], days=90, now=now, dry_run=False)
+    assert (again.reads, again.stays, again.images, again.credentials) == (0, 0, 0, 0)
+
+
+def test_retention_keeps_protected_records(world, session):
+    w = world
+    T = T0
+    inside = visit(session, w, "INSIDE1", T, seed=2, leave=False)
+    alerted = visit(session, w, "ALERT1", T, seed=3)
+    alerts.raise_alert(session, site_id=w["site"].id, kind="hotlist", plate="ALERT1",
+                       session_id=alerted[0].session_id, message="check")
+    old = visit(session, w, "OLD1", T, seed=1)
+    visit(session, w, "NEW1", T + timedelta(days=95), seed=4)
+    session.commit()
+    real = retention.run(session, w["store"], days=90, now=T + timedelta(days=100), dry_run=False)
     session.commit()
     assert (real.reads, real.stays, real.images) == (2, 1, 2)
     purged = session.get(PlateRead, old[0].read_id)
     assert purged.plate == "" and purged.evidence_sha256 is None and purged.no_plate_reason == retention.PURGED
-    assert session.get(ParkingSession, old[0].session_id).plate == ""
     assert session.get(ParkingSession, old[0].session_id).exited_at is not None  # times and money stay
-    kept = {r.plate for r in session.scalars(select(PlateRead)) if r.plate}
-    assert kept == {"INSIDE1", "ALERT1", "NEW1"}
-    files = [e for e in session.scalars(select(Evidence)) if e.purged_at is not None]
-    assert len(files) == 2 and not any(w["store"].path_for(e.sha256, e.content_type).exists() for e in files)
-    assert audit.verify(session).ok
+    assert {r.plate for r in session.scalars(select(PlateRead)) if r.plate} == {"INSIDE1", "ALERT1", "NEW1"}
+    assert session.get(ParkingSession, inside[0].session_id).plate == "INSIDE1"
     actions = [e.action for e in session.scalars(select(AuditEvent))]
-    assert "retention.dry_run" in actions and "retention.purged" in actions
-    again = retention.run(session, w["store"], days=90, now=now, dry_run=False)
-    assert (again.reads, again.stays, again.images) == (0, 0, 0)
+    assert "retention.purged" in actions
 
 
 def test_unpaid_balance_is_kept(world, session):
@@ -86,14 +242,82 @@ def test_unpaid_balance_is_kept(world, session):
     assert report.reads == 0 and report.stays == 0
 
 
-def test_subject_export(world, session, tmp_path):
+@pytest.mark.parametrize("days", [0, -3, 1.5, True, "90"])
+def test_retention_period_must_be_a_positive_number_of_days(world, session, days):
+    with pytest.raises(InvalidInput, match="retention period"):
+        retention.run(session, world["store"], days=days, dry_run=False)
+
+
+def test_retention_cli_refuses_zero_and_negative_days(tmp_path, monkeypatch):
+    monkeypatch.setenv("PARKINGLOT_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.delenv("PARKINGLOT_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    for days in ("0", "-3"):
+        r = runner.invoke(main, ["retention", "run", "--days", days, "--apply"])
+        assert r.exit_code == 1 and "at least 1 day" in r.output and "Traceback" not in r.output, r.output
+    r = runner.invoke(main, ["retention", "run"], env={"PARKINGLOT_RETENTION_DAYS": "0"})
+    assert r.exit_code == 1 and "RETENTION_DAYS" in r.output
+    r = runner.invoke(main, ["retention", "run", "--days", "30"])
+    assert r.exit_code == 0 and "would purge 0 reads" in r.output
+
+
+# --- data-subject exports ------------------------------------------------------------------------
+
+def test_subject_export_holds_that_subject_only(world, session, tmp_path):
     w = world
     visit(session, w, "ME123", T0, seed=6)
     visit(session, w, "OTHER9", T0, seed=7)
-    counts = export_plate(session, w["store"], "me-123", tmp_path / "export")
+    counts = write_folder(session, w["store"], "me-123", tmp_path / "export", requested_by="the keeper, by email",
+                          operator="tester")
     session.commit()
     data = json.loads((tmp_path / "export" / "records.json").read_text())
     assert counts["reads"] == 2 and counts["stays"] == 1 and len(data["photos"]) == 2
     assert all(r["plate"] == "ME123" for r in data["reads"])
     assert "OTHER9" not in (tmp_path / "export" / "records.json").read_text()
-    assert any(e.action == "subject.exported" for e in session.scalars(select(AuditEvent)))
+    assert sorted(p.name for p in (tmp_path / "export" / "photos").iterdir()) == \
+        sorted(p.split("/")[-1] for p in data["photos"])
+    event = session.scalars(select(AuditEvent).where(AuditEvent.action == "subject.exported")).one()
+    recorded = json.loads(event.data)
+    assert recorded["requested_by"] == "the keeper, by email" and recorded["operator"] == "tester"
+    assert "ME123" not in event.data
+
+    # the same folder again, for another plate: refused, nothing written, nothing audited
+    with pytest.raises(InvalidInput, match="not an empty folder"):
+        write_folder(session, w["store"], "OTHER9", tmp_path / "export", requested_by="someone else",
+                     operator="tester")
+    assert "OTHER9" not in (tmp_path / "export" / "records.json").read_text()
+    with pytest.raises(InvalidInput, match="who asked"):
+        write_folder(session, w["store"], "OTHER9", tmp_path / "fresh", requested_by=" ", operator="tester")
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_subject_export_includes_the_confirmed_look_alike_read(world, session, tmp_path):
+    w = world
+    r = visit(session, w, "QVXCAR1", utcnow() - timedelta(hours=1), seed=8, leave=False)
+    visit(session, w, "QVXOTHER2", utcnow() - timedelta(hours=1), seed=9, leave=False)
+    held = lane_event(session, w, w["exit"], "QVXCAR7", utcnow() - timedelta(minutes=1), 88)  # a look-alike
+    assert held.decision == "attendant" and "QVXCAR1" in held.candidates
+    lanes.confirm_match(session, w["exit"], w["user"], r[0].session_id, "the driver's papers match")
+    session.commit()
+    write_folder(session, w["store"], "QVXCAR1", tmp_path / "me", requested_by="keeper", operator="t")
+    data = json.loads((tmp_path / "me" / "records.json").read_text())
+    linked = [x for x in data["reads"] if x.get("linked_by") == LINKED]
+    assert [x["plate"] for x in linked] == ["QVXCAR7"] and len(data["reads"]) == 2
+    assert len(data["photos"]) == 2 and "QVXOTHER2" not in json.dumps(data)  # no other car's plate
+    # the other car's export does not get that read
+    write_folder(session, w["store"], "QVXOTHER2", tmp_path / "other", requested_by="keeper", operator="t")
+    assert "QVXCAR7" not in (tmp_path / "other" / "records.json").read_text()
+
+
+def test_export_cli_requires_who_asked(tmp_path, monkeypatch):
+    monkeypatch.setenv("PARKINGLOT_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.delenv("PARKINGLOT_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    runner.invoke(main, ["db", "upgrade"])
+    r = runner.invoke(main, ["export-plate", "AB123", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "--requested-by" in r.output
+    r = runner.invoke(main, ["export-plate", "AB123", str(tmp_path / "out"), "--requested-by", "keeper by post"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["export-plate", "CD456", str(tmp_path / "out"), "--requested-by", "keeper by post"])
+    assert r.exit_code == 1 and "not an empty folder" in r.output and "Traceback" not in r.output

@@ -10,7 +10,6 @@ the swap and undone with it if anything fails; the restore itself is audited.
 """
 from __future__ import annotations
 
-import getpass
 import os
 import secrets
 import shutil
@@ -23,6 +22,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 from sqlalchemy.engine import make_url
 
 from ..context import Context
+from ..operator import operator_actor, operator_name
 from ..db import make_engine, make_session_factory
 from ..records import audit, migrate, revenue_rollup
 from . import census, keys, manifest as manifest_mod
@@ -70,8 +70,8 @@ class _Steps:
             raise RestoreFailed(name, f"{exc.__class__.__name__}: {exc}", unchanged=self.unchanged) from None
         except Exception as exc:  # noqa: BLE001 - an operator gets the step and the error, not a traceback
             orig = getattr(exc, "orig", None) or exc
-            raise RestoreFailed(name, f"{orig.__class__.__name__}: {str(orig).strip().splitlines()[0] if str(orig).strip() else ''}",
-                                unchanged=self.unchanged) from None
+            first_line = (str(orig).strip().splitlines() or [""])[0]
+            raise RestoreFailed(name, f"{orig.__class__.__name__}: {first_line}", unchanged=self.unchanged) from None
         self.done.append(name)
 
 
@@ -146,13 +146,6 @@ class _EvidenceCopy:
             aside.unlink(missing_ok=True)
 
 
-def operator_name() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
 def _stage_for(ctx: Context) -> Stage:
     url = make_url(ctx.settings["DATABASE_URL"])
     if url.get_backend_name() == "sqlite":
@@ -216,8 +209,19 @@ def restore(ctx: Context, backup_dir: Path, *, force: bool = False, passphrase: 
         key_plan = keys.plan(ctx.settings, recorded, backup_dir, passphrase=passphrase,
                              ignore_mismatch=ignore_key_mismatch)
     ctx.engine.dispose()
-    with steps("check the target"):
+    with steps("locate the target"):
         stage = _stage_for(ctx)
+    try:
+        return _restore_into(ctx, stage, steps, backup_dir, recorded, backend, upgrade_to, key_plan, force,
+                             keep_previous)
+    finally:
+        stage.close()
+
+
+def _restore_into(ctx: Context, stage: Stage, steps: _Steps, backup_dir: Path, recorded: dict[str, Any],
+                  backend: str, upgrade_to: Optional[str], key_plan: keys.KeyPlan, force: bool,
+                  keep_previous: Optional[bool]) -> RestoreResult:
+    with steps("check the target"):
         try:
             before = stage.census_of_target()
             holds_data = before is not None and before.holds_data
@@ -295,6 +299,6 @@ def _audit_restore(ctx: Context, recorded: dict[str, Any], result: RestoreResult
             "key_mismatch_ignored": key_plan.mismatch_ignored,
             "keys_installed": sorted(key_plan.install),
             "operator": operator_name(),
-        }, actor=audit.Actor("operator", operator_name()))
+        }, actor=operator_actor())
         session.commit()
     ctx.engine.dispose()

@@ -153,6 +153,9 @@ class SqliteStage:
     def discard(self) -> None:
         _unlink_with_sidecars(self.file)
 
+    def close(self) -> None:
+        """Nothing held open (the PostgreSQL stage holds a maintenance connection)."""
+
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'

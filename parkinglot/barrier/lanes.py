@@ -32,9 +32,12 @@ class ManualOpen:
     barrier_command_id: Optional[int]
 
 
-def manual_open(session: Session, lane: Lane, user: User, reason: str, *, session_id: Optional[int] = None
-                ) -> ManualOpen:
-    """Open a barrier by hand. Always recorded: who, why, on which shift, and the command sent."""
+def manual_open(session: Session, lane: Lane, user: User, reason: str, *, session_id: Optional[int] = None,
+                plate: str = "") -> ManualOpen:
+    """Open a barrier by hand. Always recorded: who, why, on which shift, and the command sent.
+
+    ``plate``: the vehicle it is for, if known; the audit trail keeps it (and any mention of it
+    in the reason) only as a digest."""
     reason = _reason(reason)
     site = session.get(Site, lane.site_id)
     shift = open_shift_of(session, user.id)
@@ -53,7 +56,8 @@ def manual_open(session: Session, lane: Lane, user: User, reason: str, *, sessio
                     "decision_id": row.id}
     audit.append(session, "lane.manual_open", "lane", lane.code,
                  {"decision_id": row.id, "reason": reason, "user": user.username,
-                  "shift_id": shift.id if shift else None, "session_id": session_id},
+                  "shift_id": shift.id if shift else None, "session_id": session_id,
+                  **({"plate": plate} if plate else {})},
                  actor=audit.Actor.user(user.id), site_id=site.id)
     return ManualOpen(row, command_id)
 
@@ -71,8 +75,10 @@ def confirm_match(session: Session, lane: Lane, user: User, stay_id: int, reason
     stays.close_stay(session, stay, exited_at=utcnow(), exit_lane_id=lane.id, reason="attendant_confirmed",
                      actor=audit.Actor.user(user.id))
     audit.append(session, "stay.match_confirmed", "stay", stay.id, {"reason": reason, "user": user.username,
-                 "lane": lane.code}, actor=audit.Actor.user(user.id), site_id=lane.site_id)
-    return manual_open(session, lane, user, f"confirmed match for {stay.plate}: {reason}", session_id=stay.id)
+                 "lane": lane.code, "plate": stay.plate}, actor=audit.Actor.user(user.id), site_id=lane.site_id)
+    # the stay id, not its plate: this reason goes into the (immutable) audit trail
+    return manual_open(session, lane, user, f"confirmed match for stay {stay.id}: {reason}", session_id=stay.id,
+                       plate=stay.plate)
 
 
 def set_emergency(session: Session, site: Site, active: bool, user: User, reason: str) -> Site:

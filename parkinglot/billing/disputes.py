@@ -297,7 +297,7 @@ def resolve_dispute(
                               dispute_id=dispute.id)
         movements.append({"payment_id": rec.payment.id, "kind": "refund", "amount_minor": -plan.refund})
     audit.append(session, "dispute.resolved", "dispute", dispute.id,
-                 {"session_id": stay.id, "outcome": outcome, "note": note,
+                 {"session_id": stay.id, "plate": stay.plate, "outcome": outcome, "note": note,
                   "corrected_entered_at": corrected_entered_at, "corrected_exited_at": corrected_exited_at,
                   "fee_before_minor": plan.fee_before, "fee_after_minor": plan.fee_after,
                   "currency": site.currency, "movements": movements},

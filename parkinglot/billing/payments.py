@@ -112,7 +112,9 @@ def record_payment(
     if result.created:
         audit.append(session, "payment.recorded", "payment", payment.id,
                      {"amount_minor": amount_minor, "currency": site.currency, "method": method,
-                      "reference": reference, "session_id": payment.session_id, "paid_until": paid_until},
+                      "reference": reference, "session_id": payment.session_id, "paid_until": paid_until,
+                      # the stay's plate and ticket, so a reference that contains them is kept as a digest
+                      **({"plate": stay.plate, "ticket": stay.ticket} if stay is not None else {})},
                      actor=_actor(user_id, device_id), site_id=site.id)
     return result
 
@@ -154,7 +156,7 @@ def refund(
     if result.created:
         audit.append(session, "payment.refunded", "payment", payment.id,
                      {"amount_minor": -amount_minor, "currency": site.currency, "reason": reason,
-                      "session_id": stay.id, "dispute_id": dispute_id},
+                      "session_id": stay.id, "dispute_id": dispute_id, "plate": stay.plate},
                      actor=_actor(user_id, None), site_id=site.id)
     return result
 
@@ -189,7 +191,8 @@ def adjust(
     result = _insert(session, payment, site, stay)
     if result.created:
         audit.append(session, "payment.adjusted", "payment", payment.id,
-                     {"amount_minor": amount_minor, "reason": reason, "session_id": stay.id, "dispute_id": dispute_id},
+                     {"amount_minor": amount_minor, "reason": reason, "session_id": stay.id, "dispute_id": dispute_id,
+                      "plate": stay.plate},
                      actor=_actor(user_id, None), site_id=site.id)
     return result
 

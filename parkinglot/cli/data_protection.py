@@ -16,35 +16,47 @@ def retention() -> None:
 
 
 @retention.command("run")
-@click.option("--days", type=int, default=None, help="Keep this many days (default: RETENTION_DAYS setting).")
+@click.option("--days", type=int, default=None,
+              help="Keep this many days, at least 1 (default: the RETENTION_DAYS setting).")
 @click.option("--apply", "apply_", is_flag=True, help="Really purge. Without it, only report (dry run).")
 @click.pass_obj
 def retention_run(obj: dict, days: Optional[int], apply_: bool) -> None:
     """Report (default) or purge what is past retention. Both are audited."""
     from ..db import transaction
-    from ..records import retention as retention_mod
+    from ..records.errors import ParkingError
+    from ..records.privacy import retention as retention_mod
 
     ctx = ctx_of(obj)
-    with transaction(ctx.sessions) as session:
-        report = retention_mod.run(session, ctx.evidence, days=days or int(ctx.settings["RETENTION_DAYS"]),
-                                   dry_run=not apply_)
+    try:
+        period = retention_mod.check_days(days if days is not None else ctx.settings["RETENTION_DAYS"])
+        with transaction(ctx.sessions) as session:
+            report = retention_mod.run(session, ctx.evidence, days=period, dry_run=not apply_)
+    except ParkingError as exc:
+        option = "--days" if days is not None else "the RETENTION_DAYS setting"
+        raise click.ClickException(f"{option}: {exc.message}") from None
     click.echo(report.summary() + ("" if apply_ else "  (dry run: pass --apply to purge)"))
 
 
 @main.command("export-plate")
 @click.argument("plate")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--requested-by", required=True,
+              help="Who asked and on whose behalf, e.g. 'the keeper, J. Doe, letter of 2026-11-30' (audited).")
+@click.option("--operator", default=None, help="Who runs the export (default: your login name; audited).")
 @click.pass_obj
-def export_plate(obj: dict, plate: str, out_dir: Path) -> None:
-    """Export every record and photo of PLATE (a data-subject request) into OUT_DIR."""
+def export_plate(obj: dict, plate: str, out_dir: Path, requested_by: str, operator: Optional[str]) -> None:
+    """Export every record and photo of PLATE (a data-subject request) into OUT_DIR (new or empty)."""
     from ..db import transaction
+    from ..operator import operator_actor, operator_name
     from ..records.errors import ParkingError
-    from ..records.subject_export import export_plate as run
+    from ..records.privacy.subject_export import write_folder
 
     ctx = ctx_of(obj)
+    who = operator or operator_name()
     try:
         with transaction(ctx.sessions) as session:
-            counts = run(session, ctx.evidence, plate, out_dir)
+            counts = write_folder(session, ctx.evidence, plate, out_dir, requested_by=requested_by, operator=who,
+                                  actor=operator_actor(who))
     except ParkingError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(json.dumps(counts))

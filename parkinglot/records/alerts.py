@@ -51,7 +51,7 @@ def acknowledge(session: Session, alert: Alert, user_id: int, note: str) -> Aler
     alert.acknowledged_at = utcnow()
     alert.acknowledged_by = user_id
     alert.acknowledge_note = note
-    audit.append(session, "alert.acknowledged", "alert", alert.id, {"note": note},
+    audit.append(session, "alert.acknowledged", "alert", alert.id, {"note": note, "plate": alert.plate},
                  actor=audit.Actor.user(user_id), site_id=alert.site_id)
     return alert
 
@@ -67,7 +67,7 @@ def resolve(session: Session, alert: Alert, user_id: int, note: str) -> Alert:
     alert.resolved_at = utcnow()
     alert.resolved_by = user_id
     alert.resolve_note = note
-    audit.append(session, "alert.resolved", "alert", alert.id, {"note": note},
+    audit.append(session, "alert.resolved", "alert", alert.id, {"note": note, "plate": alert.plate},
                  actor=audit.Actor.user(user_id), site_id=alert.site_id)
     return alert
 

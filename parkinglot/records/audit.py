@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
@@ -32,8 +33,11 @@ def canonical_json(data: Mapping[str, Any] | None) -> str:
 # a keyed digest of each plate instead of the plate itself. The records (reads, stays)
 # hold the plate; when retention purges them, the trail still verifies and names no one.
 # With the instance's key an investigator can still confirm "was it this plate?".
+# Tickets are digested too (a ticket leads back to its stay), and so is every other
+# occurrence of the event's own plates and tickets in its text (an alert's message, a
+# reason typed by an attendant): callers put the plate an event is about in its data.
 _plate_key: bytes = b"parkinglot-unconfigured-audit-key"
-PLATE_FIELDS = ("plate", "plates", "vehicles")
+PLATE_FIELDS = ("plate", "plates", "vehicles", "ticket")
 
 
 def configure_plate_key(key: bytes) -> None:
@@ -48,19 +52,57 @@ def plate_digest(plate: str) -> str:
     return "hmac:" + hmac.new(_plate_key, plate.encode("utf-8"), hashlib.sha256).hexdigest()[:24]
 
 
-def pseudonymise(data: Any) -> Any:
-    """Replace plate values (keys in PLATE_FIELDS, at any depth) by their digests."""
+def _named_plates(data: Any, found: set[str]) -> set[str]:
+    if isinstance(data, Mapping):
+        for k, v in data.items():
+            if k in PLATE_FIELDS:
+                for x in (v if isinstance(v, (list, tuple)) else [v]):
+                    if isinstance(x, str) and len(x) >= 2:
+                        found.add(x)
+            else:
+                _named_plates(v, found)
+    elif isinstance(data, (list, tuple)):
+        for v in data:
+            _named_plates(v, found)
+    return found
+
+
+class _TextScrubber:
+    """Digests whole-word occurrences of the given plates in text; compiled only when one occurs."""
+
+    def __init__(self, named: set[str]) -> None:
+        self.named = named
+        self._pattern: Optional[re.Pattern[str]] = None
+
+    def __call__(self, text: str) -> str:
+        if not self.named or not any(p in text for p in self.named):
+            return text
+        if self._pattern is None:
+            alternatives = "|".join(map(re.escape, sorted(self.named, key=len, reverse=True)))
+            self._pattern = re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
+        return self._pattern.sub(lambda m: plate_digest(m.group(0)), text)
+
+
+def _pseudonymise(data: Any, scrub: _TextScrubber) -> Any:
     if isinstance(data, Mapping):
         out = {}
         for k, v in data.items():
             if k in PLATE_FIELDS:
                 out[k] = [plate_digest(x) for x in v] if isinstance(v, (list, tuple)) else plate_digest(v or "")
             else:
-                out[k] = pseudonymise(v)
+                out[k] = _pseudonymise(v, scrub)
         return out
     if isinstance(data, (list, tuple)):
-        return [pseudonymise(v) for v in data]
+        return [_pseudonymise(v, scrub) for v in data]
+    if isinstance(data, str):
+        return scrub(data)
     return data
+
+
+def pseudonymise(data: Any) -> Any:
+    """Replace plate and ticket values (keys in PLATE_FIELDS, at any depth) by their digests,
+    and every whole-word occurrence of those same values in the event's other strings."""
+    return _pseudonymise(data, _TextScrubber(_named_plates(data, set())))
 
 
 def hash_middle(

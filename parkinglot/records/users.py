@@ -88,4 +88,5 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "record_payment": frozenset({"attendant", "supervisor", "finance"}),
     "refund": frozenset({"supervisor", "finance"}),
     "manage_users": frozenset(),
+    "subject_exports": frozenset({"supervisor"}),  # data-subject access requests (GDPR art. 15)
 }

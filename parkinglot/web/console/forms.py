@@ -93,6 +93,11 @@ class HotlistForm(ConsoleForm):
     all_sites = BooleanField("Every site (administrators only)")
 
 
+class SubjectExportForm(ConsoleForm):
+    plate = StringField("Plate", validators=[DataRequired(), Length(max=20)])
+    requested_by = StringField("Requested by, on whose behalf", validators=[DataRequired(), Length(min=3, max=200)])
+
+
 class StaySearchForm(QueryForm):
     q = StringField("Plate", validators=[Opt(), Length(max=20)])
     mode = SelectField("Match", choices=options([("exact", "Exact"), ("prefix", "Starts with"), ("fuzzy", "Look-alike (fuzzy)")]),

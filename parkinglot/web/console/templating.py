@@ -60,6 +60,7 @@ NAV = (
     NavItem("console.shift", "My shift", "shifts"),
     NavItem("console.shift_log", "Shift log", "view_kpis"),
     NavItem("console.kpis", "Service KPIs", "view_kpis"),
+    NavItem("console.subject_exports", "Data requests", "subject_exports"),
     NavItem("console.revenue", "Revenue", "view_revenue"),
     NavItem("console.users_list", "Users", "manage_users"),
 )

@@ -1,0 +1,118 @@
+"""Forgetting a value everywhere: whole-word redaction in text and JSON, and a sweep over every table.
+
+Retention blanks the plate columns of the rows it purges by id (reads, stays, decisions,
+alerts). This module handles what is left: the same plate or ticket written into free
+text (an alert's message, a dispute's reason, a note) and JSON (a decision's reply), and,
+through ``sweep``, in every other table's text and JSON columns, including tables added
+later (it walks the ORM metadata, not a fixed list).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Optional
+
+from sqlalchemy import JSON, String, Table, Text, or_, select, update
+from sqlalchemy.orm import Session
+
+from ..models import Base
+
+MIN_LEN = 3  # shorter values cannot be told apart from ordinary words in free text
+FREE_TEXT_MIN_LEN = 120  # String columns at least this long hold prose; shorter ones are codes and keys
+
+# Never swept: the immutable trail (digests only), bookkeeping, configuration without vehicles,
+# and the event tables that retention redacts row by row through their ids.
+NOT_SWEPT = frozenset({
+    "audit_event", "audit_head", "alembic_version",
+    "site", "zone", "lane", "device", "tariff_version", "site_holiday", "app_user", "user_site", "throttle",
+    "evidence", "revenue_day",
+    "plate_read", "read_frame", "decision", "parking_session", "plate_key", "barrier_command", "payment", "alert",
+})
+
+
+# JSON keys that hold a plate (or what the reader took for one) wherever they occur: emptied outright.
+EMPTIED: dict[str, Any] = {"plate": "", "raw_text": "", "ticket": None, "candidates": [], "alternatives": []}
+
+
+class Redactor:
+    """Replaces whole-word occurrences of some values (plates, tickets) in text and JSON."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        self.values = sorted({v for v in values if v and len(v) >= MIN_LEN}, key=len, reverse=True)
+        self._pattern: Optional[re.Pattern[str]] = None
+        if self.values:
+            self._pattern = re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, self.values))
+                                       + r")(?![A-Za-z0-9])")
+
+    def __bool__(self) -> bool:
+        return bool(self.values)
+
+    def text(self, value: Optional[str], *, keep_length: bool = False) -> Optional[str]:
+        if not value or self._pattern is None:
+            return value
+        return self._pattern.sub(lambda m: "#" * len(m.group(0)) if keep_length else "[purged]", value)
+
+    def json(self, value: Any, *, empty_keys: bool = True) -> Any:
+        """``value`` with our values redacted from its strings and (``empty_keys``, for a record about
+        the purged vehicle itself) its plate-bearing keys emptied."""
+        if isinstance(value, dict):
+            return {k: (EMPTIED[k] if empty_keys and k in EMPTIED and value.get(k) else
+                        self.json(v, empty_keys=empty_keys)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.json(v, empty_keys=empty_keys) for v in value]
+        if isinstance(value, str):
+            return self.text(value)
+        return value
+
+
+def _swept_columns(table: Table) -> list[tuple[Any, str]]:
+    """(column, kind) for the columns of ``table`` that can hold a plate in text: kind text|short|json."""
+    out = []
+    for col in table.columns:
+        if col.primary_key or col.foreign_keys:
+            continue
+        t = col.type
+        if isinstance(t, JSON) or isinstance(getattr(t, "impl", None), JSON):
+            out.append((col, "json"))
+        elif isinstance(t, Text) or (isinstance(t, String) and (t.length or 10 ** 6) >= FREE_TEXT_MIN_LEN):
+            out.append((col, "text"))
+        elif isinstance(t, String) and (t.length or 0) >= MIN_LEN:
+            out.append((col, "short"))
+    return out
+
+
+def sweep(session: Session, values: Iterable[str], *, batch: int = 200) -> int:
+    """Redact ``values`` from every text and JSON column of every table not in NOT_SWEPT; rows changed.
+
+    A LIKE pre-filter finds the candidate rows in the database, the exact whole-word
+    replacement happens here; short columns keep their length (their limit and uniqueness).
+    """
+    values = sorted({v for v in values if v and len(v) >= MIN_LEN})
+    changed = 0
+    for table in Base.metadata.sorted_tables:
+        if table.name in NOT_SWEPT:
+            continue
+        columns = _swept_columns(table)
+        pk = list(table.primary_key.columns)
+        if not columns or not pk:
+            continue
+        for i in range(0, len(values), batch):
+            chunk = values[i:i + batch]
+            redact = Redactor(chunk)
+            likes = [col.cast(Text) if kind == "json" else col for col, kind in columns]
+            cond = or_(*[c.like(f"%{v}%") for c in likes for v in chunk])
+            rows = session.execute(select(*pk, *[c for c, _ in columns]).where(cond)).all()
+            for row in rows:
+                key = {c.name: row[n] for n, c in enumerate(pk)}
+                new = {}
+                for n, (col, kind) in enumerate(columns):
+                    old = row[len(pk) + n]
+                    if kind == "json":
+                        fixed = redact.json(old, empty_keys=False)
+                    else:
+                        fixed = redact.text(old, keep_length=kind == "short")
+                    if fixed != old:
+                        new[col.name] = fixed
+                if new:
+                    session.execute(update(table).where(*[c == key[c.name] for c in pk]).values(**new))
+                    changed += 1
+    return changed
