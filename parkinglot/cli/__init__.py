@@ -12,7 +12,8 @@ import pkgutil
 from .root import ctx_of, main
 
 for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+    if not _module.name.startswith("_"):  # __main__ is what ``python -m parkinglot.cli`` runs
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["ctx_of", "main"]
 
