@@ -205,6 +205,8 @@ def compare(src_url: str, dst_url: str, src_evidence: Path, dst_evidence: Path, 
         photos = d.execute(text("SELECT sha256, content_type FROM evidence WHERE purged_at IS NULL")).all()
         stored_event_ids = {r[0]: r[1] for r in d.execute(
             text("SELECT event_id, count(*) FROM plate_read GROUP BY event_id"))}
+        out["restored_reads_without_a_decision"] = d.execute(text(
+            "SELECT count(*) FROM plate_read r LEFT JOIN decision d ON d.read_id = r.id WHERE d.id IS NULL")).scalar()
     src.dispose()
     dst.dispose()
     files = {p.stem: p for p in dst_evidence.rglob("*") if p.is_file()}
@@ -220,6 +222,11 @@ def compare(src_url: str, dst_url: str, src_evidence: Path, dst_evidence: Path, 
     out["photo_files_not_matching"] = bad
     acked_before = [r["id"] for r in log if r["status"] == 200 and r["done"] < backup_started]
     sent_after = [r["id"] for r in log if r["sent"] > backup_ended]
+    during = [r["id"] for r in log if r["status"] == 200 and r["done"] >= backup_started and r["sent"] <= backup_ended]
+    out["acknowledged_while_backing_up"] = len(during)
+    out["of_those_in_the_backup_once_or_absent"] = f"{sum(1 for e in during if stored_event_ids.get(e) == 1)} once, " \
+        f"{sum(1 for e in during if e not in stored_event_ids)} absent, " \
+        f"{sum(1 for e in during if (stored_event_ids.get(e) or 0) > 1)} twice"
     out["acknowledged_before_backup"] = len(acked_before)
     out["of_those_restored_exactly_once"] = sum(1 for e in acked_before if stored_event_ids.get(e) == 1)
     out["sent_after_backup"] = len(sent_after)
