@@ -65,7 +65,11 @@ class Redactor:
 
 
 def _swept_columns(table: Table) -> list[tuple[Any, str]]:
-    """(column, kind) for the columns of ``table`` that can hold a plate in text: kind text|short|json."""
+    """(column, kind) for the columns of ``table`` that can hold a plate: kind text|json|plate.
+
+    Free text (Text, long String) and JSON anywhere, and short columns named for a plate or
+    a ticket; other short columns are codes, states and keys, left alone.
+    """
     out = []
     for col in table.columns:
         if col.primary_key or col.foreign_keys:
@@ -75,44 +79,39 @@ def _swept_columns(table: Table) -> list[tuple[Any, str]]:
             out.append((col, "json"))
         elif isinstance(t, Text) or (isinstance(t, String) and (t.length or 10 ** 6) >= FREE_TEXT_MIN_LEN):
             out.append((col, "text"))
-        elif isinstance(t, String) and (t.length or 0) >= MIN_LEN:
-            out.append((col, "short"))
+        elif isinstance(t, String) and ("plate" in col.name or "ticket" in col.name):
+            out.append((col, "plate"))
     return out
 
 
 def sweep(session: Session, values: Iterable[str], *, batch: int = 200) -> int:
-    """Redact ``values`` from every text and JSON column of every table not in NOT_SWEPT; rows changed.
+    """Redact ``values`` from the plate, text and JSON columns of every table not in NOT_SWEPT; rows changed.
 
-    A LIKE pre-filter finds the candidate rows in the database, the exact whole-word
-    replacement happens here; short columns keep their length (their limit and uniqueness).
+    A LIKE pre-filter (one column and ``batch`` values per query: SQLite limits an expression's
+    depth) finds the candidate rows, the exact whole-word replacement happens here; plate
+    columns keep their length (their limit, and any uniqueness).
     """
     values = sorted({v for v in values if v and len(v) >= MIN_LEN})
-    changed = 0
+    changed: set[tuple[str, tuple]] = set()
     for table in Base.metadata.sorted_tables:
         if table.name in NOT_SWEPT:
             continue
-        columns = _swept_columns(table)
         pk = list(table.primary_key.columns)
-        if not columns or not pk:
+        if not pk:
             continue
-        for i in range(0, len(values), batch):
-            chunk = values[i:i + batch]
-            redact = Redactor(chunk)
-            likes = [col.cast(Text) if kind == "json" else col for col, kind in columns]
-            cond = or_(*[c.like(f"%{v}%") for c in likes for v in chunk])
-            rows = session.execute(select(*pk, *[c for c, _ in columns]).where(cond)).all()
-            for row in rows:
-                key = {c.name: row[n] for n, c in enumerate(pk)}
-                new = {}
-                for n, (col, kind) in enumerate(columns):
-                    old = row[len(pk) + n]
-                    if kind == "json":
-                        fixed = redact.json(old, empty_keys=False)
-                    else:
-                        fixed = redact.text(old, keep_length=kind == "short")
+        for col, kind in _swept_columns(table):
+            probe = col.cast(Text) if kind == "json" else col
+            for i in range(0, len(values), batch):
+                chunk = values[i:i + batch]
+                redact = Redactor(chunk)
+                rows = session.execute(select(*pk, col).where(or_(*[probe.like(f"%{v}%") for v in chunk]))).all()
+                for row in rows:
+                    old = row[-1]
+                    fixed = (redact.json(old, empty_keys=False) if kind == "json"
+                             else redact.text(old, keep_length=kind == "plate"))
                     if fixed != old:
-                        new[col.name] = fixed
-                if new:
-                    session.execute(update(table).where(*[c == key[c.name] for c in pk]).values(**new))
-                    changed += 1
-    return changed
+                        key = tuple(row[:-1])
+                        session.execute(update(table).where(*[c == v for c, v in zip(pk, key)])
+                                        .values({col.name: fixed}))
+                        changed.add((table.name, key))
+    return len(changed)
