@@ -195,7 +195,7 @@ def _redact_decisions(session: Session, where, redact: Redactor) -> set[int]:
     for row in session.scalars(select(Decision).where(where)):
         response = dict(row.response or {})
         if response:
-            response.update(plate="", ticket=None, candidates=[], purged=True)
+            response.update(plate="", ticket=None, candidates=[])  # the same keys: a replay still parses it
             if "message_for_display" in response:
                 response["message_for_display"] = redact.text(response["message_for_display"])
             row.response = response
