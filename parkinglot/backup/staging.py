@@ -186,7 +186,7 @@ class PostgresStage:
         """An autocommit connection to a maintenance database (never the target itself)."""
         if self._admin is None:
             last: Exception | None = None
-            for db in ("postgres", "template1"):
+            for db in [d for d in ("postgres", "template1") if d != self.target]:  # never the one we rename
                 engine = create_engine(self.target_url.set(database=db), isolation_level="AUTOCOMMIT",
                                        connect_args={"connect_timeout": 5})
                 try:
