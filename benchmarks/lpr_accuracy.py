@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import percentile, write_json  # noqa: E402
-from benchmarks.lpr_data import corners_to_box, iou, iter_dataset, lenient  # noqa: E402
+from benchmarks.lpr_data import corners_to_box, iou, iter_dataset, lenient, overall_and_by_region  # noqa: E402
 
 
 def _split_filter(split: str):
@@ -104,8 +104,7 @@ def run(data: Path, region: str | None, reader_kind: str, top_k: int, split: str
             print(f"{it.region} {it.path.name}: read={result.text or '-':10s} truth={it.plate:10s} "
                   f"{'OK ' if row['exact'] else 'BAD'} loc={'y' if located else 'n'} {ms:.0f} ms "
                   f"{row['failure'] or ''} {result.reason or ''}", file=sys.stderr)
-    everything = [r for rs in rows.values() for r in rs]
-    return {"overall": _stats(everything), "by_region": {reg: _stats(rs) for reg, rs in sorted(rows.items())}}
+    return overall_and_by_region(rows, _stats)
 
 
 def main(argv=None) -> None:

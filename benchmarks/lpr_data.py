@@ -74,3 +74,9 @@ def corners_to_box(corners) -> tuple[float, float, float, float]:
 def lenient(text: str) -> str:
     """O=0 and I=1 counted as equal (the issue's lenient accuracy)."""
     return text.replace("O", "0").replace("I", "1")
+
+
+def overall_and_by_region(rows: dict, stats) -> dict:
+    """``{"overall": stats(all rows), "by_region": {region: stats(its rows)}}`` for rows grouped by region."""
+    everything = [r for rs in rows.values() for r in rs]
+    return {"overall": stats(everything), "by_region": {reg: stats(rs) for reg, rs in sorted(rows.items())}}

@@ -7,7 +7,8 @@ Both read every labelled photo of an OpenALPR-layout folder in one run, interlea
 photo (so load from other processes hits both alike), each from the JPEG bytes (decoding is
 timed on both sides), with the same number of CPU threads. Per region and overall:
 
-* this pipeline: exact and lenient (O=0, I=1) accuracy of its one plate;
+* this pipeline: exact and lenient (O=0, I=1) accuracy of its one plate, and its misses
+  counted by class (``lpr_accuracy.failure_class``);
 * the peer: a hit when **any** of its text lines, upper-cased with spaces, dashes and dots
   removed, equals the plate (exact), or equals it with O=0 and I=1 (lenient). That is the
   peer's best case: it is not asked to say which line is the plate;
@@ -24,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,7 +35,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import percentile, write_json  # noqa: E402
-from benchmarks.lpr_data import iter_dataset, lenient  # noqa: E402
+from benchmarks.lpr_accuracy import failure_class  # noqa: E402
+from benchmarks.lpr_data import iter_dataset, lenient, overall_and_by_region  # noqa: E402
 
 INSTALL_HINT = ("RapidOCR is not installed: pip install -c constraints.txt '.[bench]' && "
                 "pip install --no-deps 'rapidocr-onnxruntime>=1.4.4'")
@@ -79,6 +81,7 @@ def _stats(rows: list[dict]) -> dict:
         "peer_any_line_lenient_rate": round(sum(r["peer_lenient"] for r in rows) / n, 4),
         "pipeline_p50_ms": round(percentile(ours, 0.5), 1), "pipeline_p95_ms": round(percentile(ours, 0.95), 1),
         "peer_p50_ms": round(percentile(peer, 0.5), 1), "peer_p95_ms": round(percentile(peer, 0.95), 1),
+        "pipeline_failures": dict(sorted(Counter(r["failure"] for r in rows if r["failure"]).items())),
     }
     out["margin_points"] = round(100 * (out["pipeline_exact_rate"] - out["peer_any_line_exact_rate"]), 1)
     out["p50_ratio_peer_over_pipeline"] = round(out["peer_p50_ms"] / max(out["pipeline_p50_ms"], 1e-9), 1)
@@ -110,10 +113,11 @@ def run(data: Path, region: str | None, split: str, threads: int, verbose: bool,
         for side in (("ours", "peer") if k % 2 == 0 else ("peer", "ours")):   # alternate who goes first
             t0 = time.perf_counter()
             if side == "ours":
-                text = pipe.recognize(data_bytes, it.region).text
+                result = pipe.recognize(data_bytes, it.region)
                 row["ours_ms"] = (time.perf_counter() - t0) * 1000
+                text = result.text
                 row["ours_exact"], row["ours_lenient"] = text == it.plate, lenient(text) == lenient(it.plate)
-                row["ours_text"] = text
+                row["ours_text"], row["failure"] = text, failure_class(result, it.plate, it.box)
             else:
                 result, _ = peer(cv2.imdecode(np.frombuffer(data_bytes, np.uint8), cv2.IMREAD_COLOR))
                 row["peer_ms"] = (time.perf_counter() - t0) * 1000
@@ -123,11 +127,10 @@ def run(data: Path, region: str | None, split: str, threads: int, verbose: bool,
         rows[it.region].append(row)
         if verbose:
             print(f"{it.region} {it.path.name}: truth={it.plate:10s} ours={row['ours_text'] or '-':10s} "
-                  f"{'OK ' if row['ours_exact'] else 'BAD'} peer={'OK ' if row['peer_exact'] else 'BAD'} "
+                  f"{'OK ' if row['ours_exact'] else 'BAD'} {row['failure'] or ''} "
+                  f"peer={'OK ' if row['peer_exact'] else 'BAD'} "
                   f"{row['ours_ms']:.0f} / {row['peer_ms']:.0f} ms lines={row['peer_lines'][:6]}", file=sys.stderr)
-    everything = [r for rs in rows.values() for r in rs]
-    return {"split": split, "unseen_only": unseen, "threads": threads, "overall": _stats(everything),
-            "by_region": {reg: _stats(rs) for reg, rs in sorted(rows.items())}}
+    return {"split": split, "unseen_only": unseen, "threads": threads, **overall_and_by_region(rows, _stats)}
 
 
 def main(argv=None) -> None:
