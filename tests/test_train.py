@@ -293,3 +293,16 @@ def test_a_round_with_feature_dropout_trains_and_records_it(tmp_path: Path, monk
     assert ocr.load_tuned(tmp_path / "plate.pth").read([_printed("AB123")])[0] is not None   # loads as usual
     with pytest.raises(SystemExit):
         train.parse_args(["--feature-dropout", "1.0"])
+
+
+def test_a_round_stopped_at_a_step_keeps_its_schedule_and_records_it(tmp_path: Path) -> None:
+    """``--stop-at`` ends the stage early (a round cut short for time can be rebuilt exactly):
+    the history ends at that step and the report says where it stopped."""
+    import json
+
+    import torch
+
+    work = _two_step_round(tmp_path, "--no-real", "--batch", "4", "--stop-at", "1")
+    ck = torch.load(work / "full" / "checkpoint.pt", weights_only=False)
+    assert ck["state"]["step"] == 1 and [h["step"] for h in ck["state"]["history"]] == [0, 1]
+    assert json.loads((work / "report.json").read_text())["stop_at"] == 1

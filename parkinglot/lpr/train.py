@@ -651,6 +651,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                          "continue an earlier round); the locator crops are filtered with this model")
     ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                     help="validate and keep an exponential moving average of the weights (e.g. 0.995); 0 = off")
+    ap.add_argument("--stop-at", type=int, default=0, metavar="STEP",
+                    help="end each stage at this step, the learning-rate schedule staying that of its full "
+                         "length (a round stopped early for time, reproduced exactly); 0 = run to the end")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
@@ -735,7 +738,8 @@ def run_stage(name: str, model, trainable: list, steps: int, peak_lr: float, arg
 
     if not state["history"]:
         validate(0)
-    while state["step"] < steps:
+    last = min(steps, args.stop_at) if args.stop_at else steps   # the schedule stays that of ``steps``
+    while state["step"] < last:
         step = state["step"]
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, peak_lr, args.warmup)
@@ -753,9 +757,9 @@ def run_stage(name: str, model, trainable: list, steps: int, peak_lr: float, arg
         state["step"] = step + 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss_avg:.3f}", best=f"{state['best']:.3f}@{state['best_step']}", refresh=False)
-        if state["step"] % args.eval_every == 0 or state["step"] == steps:
+        if state["step"] % args.eval_every == 0 or state["step"] == last:
             validate(state["step"])
-        if state["step"] % args.ckpt_every == 0 or state["step"] == steps:
+        if state["step"] % args.ckpt_every == 0 or state["step"] == last:
             checkpoint()
     bar.close()
     return state
@@ -922,7 +926,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "best_step": s2["best_step"], "best_val": s2["best"], "history": s2["history"]},
         "selected": {"stage": best_stage, "step": chosen["best_step"], "val_score_greedy": chosen["best"],
                      "val_metrics": next((h for h in chosen["history"] if h["step"] == chosen["best_step"]), {})},
-        "loc_frac": args.loc_frac, "shuffle_chars": args.shuffle_chars, "feature_dropout": args.feature_dropout,
+        "stop_at": args.stop_at, "loc_frac": args.loc_frac, "shuffle_chars": args.shuffle_chars, "feature_dropout": args.feature_dropout,
         "loc_max_edit": args.loc_max_edit,
         "folder_weights": real_sampler.weights if real_sampler else {},
         "located_folder_weights": loc_sampler.weights if loc_sampler else {},
