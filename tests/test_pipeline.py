@@ -186,3 +186,19 @@ def test_a_confident_reading_that_fits_no_format_does_not_end_the_search():
     cands = [Cand(CORNERS, 1.0, crop(1)), Cand(CORNERS, 0.5, crop(2))]
     r = Pipeline(locator=lambda img, top_k: cands, reader=reader).recognize(frame(), "br")
     assert r.text == "ABC1234" and reader.batches == [1, 1]
+
+
+@pytest.mark.ocr
+def test_a_two_row_plate_in_a_frame_comes_back_as_one_plate():
+    """The real locator and reader on synthetic frames with a two-row plate: the pipeline
+    returns the top row then the bottom row as one plate ("us": no format forces a letter or
+    a digit anywhere, so the reading is the reader's own)."""
+    from parkinglot.lpr.ocr import get_reader
+
+    from .lpr_synth_frames import make_frame
+
+    pipe = Pipeline(reader=get_reader("auto"))
+    frames = [make_frame(seed, lines=2) for seed in range(12)]
+    results = [pipe.recognize(f.image, "us") for f in frames]
+    right = sum(r.text == f.text.replace(" ", "") for r, f in zip(results, frames))
+    assert right >= 6, [(r.text, f.text) for r, f in zip(results, frames)]
