@@ -142,7 +142,7 @@ def _tiny_stage(tmp_path: Path, steps: int, ema: float, seen: list):
     with torch.no_grad():
         model.weight.fill_(0.0)
     args = argparse.Namespace(workdir=tmp_path, fresh=False, quiet=True, ema=ema, seed=1, warmup=1,
-                              eval_every=1, ckpt_every=1)
+                              eval_every=1, ckpt_every=1, stop_at=0)
 
     def step_fn(rng) -> float:
         loss = ((model.weight - 3.0) ** 2).sum()
