@@ -102,3 +102,37 @@ def test_emergency_opens_everything_and_still_raises_alerts():
 def test_failure_fails_closed():
     assert d.failure("internal_error", "entry").outcome == "attendant"
     assert d.failure("internal_error", "exit", emergency=True).outcome == "open"
+
+
+def test_emergency_entry_starts_a_stay_for_every_car_it_lets_in():
+    rules = d.SiteRules(emergency=True)
+    for facts in (d.EntryFacts("AB123", 0.9), d.EntryFacts("AB123", 0.1),
+                  d.EntryFacts("AB123", 0.9, hotlisted=True), d.EntryFacts("AB123", 0.9, site_full=True)):
+        dec = d.decide_entry(facts, rules)
+        assert dec.outcome == "open" and dec.open_stay, facts
+    # a car already inside keeps its stay, and without a plate there is nothing to name the stay by
+    assert not d.decide_entry(d.EntryFacts("AB123", 0.9, already_inside=True), rules).open_stay
+    assert not d.decide_entry(d.EntryFacts("", 0.0), rules).open_stay
+
+
+@pytest.mark.parametrize("kind", ["permit", "visitor_pass"])
+@pytest.mark.parametrize("confidence", [0.0, 0.3, 0.59])
+def test_low_confidence_goes_to_attendant_even_when_the_read_names_a_credential(kind, confidence):
+    dec = entry(confidence=confidence, credential=d.Credential(kind, 1, "valid"))
+    assert dec.outcome == "attendant" and dec.reason == "low_confidence" and not dec.open_stay
+
+
+@pytest.mark.parametrize("due", [1, 5, 99, 100, 101, 350])
+def test_exit_with_any_amount_due_goes_to_pay_station(due):
+    dec = exit_(fee_due_minor=due)
+    assert dec.outcome == "deny" and dec.reason == "payment_required" and not dec.close_stay
+    assert exit_(fee_due_minor=due, match_reason="ticket_and_plate", ticket_matched=True).outcome == "deny"
+
+
+@pytest.mark.parametrize("direction", ["entry", "exit"])
+@pytest.mark.parametrize("reason", ["internal_error", "timeout", "undecodable_frame"])
+def test_failure_never_opens_outside_emergency(direction, reason):
+    dec = d.failure(reason, direction)
+    assert dec.outcome == "attendant" and not dec.opens and dec.reason == reason
+    assert not dec.open_stay and not dec.close_stay
+    assert d.failure(reason, direction, emergency=True).opens

@@ -169,3 +169,91 @@ def test_driver_failure_is_recorded_and_alerted(db, session, world):
         assert s.scalar(select(Alert.kind).where(Alert.kind == "driver_failure")) == "driver_failure"
         stay = s.get(ParkingSession, r.session_id)
         assert stay.status == "open"  # the decision record stands; the barrier is an attendant's problem
+
+
+def test_every_stopped_vehicle_raises_its_own_alert(session, world):
+    """Repeated reads of one car share an alert; different cars at the same lane do not."""
+    w = world
+    ghosts = ["GHOST1", "GHOST2", "NOBODY7"]
+    for i, plate in enumerate(ghosts):
+        out = send(session, w, w["exit"], plate, T0 + timedelta(seconds=i))
+        assert out.decision == "deny" and out.reason == "no_entry"
+    found = session.scalars(select(Alert).order_by(Alert.id)).all()
+    assert [(a.kind, a.plate, a.lane_id) for a in found] == [("no_entry", p, w["exit"].id) for p in ghosts]
+
+
+def test_emergency_openings_are_recorded_as_emergency_and_every_car_gets_a_stay(session, world):
+    from parkinglot.records.models import AuditEvent, Decision
+
+    w = world
+    sup = users.create_user(session, username="sup", password="password1", role="supervisor", sites=[w["site"]])
+    send(session, w, w["entry"], "CAR1", T0)
+    send(session, w, w["entry"], "CAR2", T0)  # the car park is now full (capacity 2)
+    lanes.set_emergency(session, w["site"], True, sup, "evacuation drill")
+    session.commit()
+    inn = send(session, w, w["entry"], "FIRE1", T0 + timedelta(minutes=1), confidence=0.2)
+    out = send(session, w, w["exit"], "NOBODY", T0 + timedelta(minutes=2))
+    assert inn.decision == out.decision == "open" and inn.reason == out.reason == "emergency_mode"
+    stay = session.get(ParkingSession, inn.session_id)
+    assert stay.plate == "FIRE1" and stay.status == "open"  # an emergency entry is accounted for
+    actors = {d.read_id: d.actor for d in session.scalars(select(Decision))}
+    assert actors[inn.read_id] == actors[out.read_id] == "emergency"
+    logged = session.scalars(select(AuditEvent.data).where(AuditEvent.action == "lane.decision")).all()
+    assert sum('"actor":"emergency"' in data for data in logged) == 2
+
+
+def test_a_full_zone_refuses_visitors_even_when_the_site_has_room(session, world):
+    from parkinglot.records import sites
+
+    w = world
+    roof = sites.create_zone(session, w["site"], "ROOF", "Roof deck", capacity=1)
+    roof_in = sites.create_lane(session, w["site"], code="S1-ROOF", name="Roof entry", direction="entry", zone=roof)
+    session.commit()
+    assert send(session, w, roof_in, "ROOF1", T0).decision == "open"
+    full = send(session, w, roof_in, "ROOF2", T0 + timedelta(minutes=1))
+    assert full.decision == "deny" and full.reason == "site_full"
+    main = send(session, w, w["entry"], "ROOF2", T0 + timedelta(minutes=2))  # the main zone has room
+    assert main.decision == "open"
+
+
+def test_an_exit_that_loses_the_race_for_its_stay_is_not_released(session, world, monkeypatch):
+    """Two exits read the same open stay; the other closes it first. This one must not open."""
+    from parkinglot.records import matching, stays
+
+    w = world
+    r = send(session, w, w["entry"], "RACE1", T0)
+    stay = session.get(ParkingSession, r.session_id)
+    seen_open = matching.ExitMatch("paired", "exact_plate", stay)  # what this exit's match saw
+    stays.close_stay(session, stay, exited_at=T0 + timedelta(minutes=4), exit_lane_id=w["exit"].id)
+    session.commit()  # ... before the other exit, the winner, committed its close
+    monkeypatch.setattr(events.matching, "match_exit", lambda *args, **kwargs: seen_open)
+    out = send(session, w, w["exit"], "RACE1", T0 + timedelta(minutes=5))
+    assert out.decision == "attendant" and out.reason == "already_closed"
+    assert session.scalars(select(BarrierCommand).where(BarrierCommand.lane_id == w["exit"].id)).all() == []
+    closes = [e.action for e in audit.history(session, "stay", stay.id) if e.action.startswith("stay.")]
+    assert closes == ["stay.opened", "stay.closed"]
+
+
+def test_a_tariff_change_applies_to_cars_entering_from_its_instant_on(session, world):
+    """Versions are chosen by their effective instant: a car inside before a price change keeps
+    the old rates even when it leaves after the change; a car entering after pays the new ones."""
+    from parkinglot.billing import fees
+
+    w = world
+    site = w["site"]
+    old = fees.current_tariff(session, site, T0)
+    dearer = {**HOURLY, "rates": {**HOURLY["rates"], "std": {"bands": [
+        {"from_min": 0, "to_min": None, "step_min": 60, "price": "5.00"}]}}}
+    new = tariffs.create_version(session, site, code="std", name="Hourly 2026", rules=dearer,
+                                 effective_from=T0 + timedelta(hours=2))
+    session.commit()
+    for at, expected in ((T0 - timedelta(days=2), None), (T0, old), (T0 + timedelta(hours=2, seconds=-1), old),
+                         (T0 + timedelta(hours=2), new), (T0 + timedelta(days=30), new)):
+        assert fees.current_tariff(session, site, at) == expected, at
+    before = send(session, w, w["entry"], "EARLY1", T0)
+    after = send(session, w, w["entry"], "LATE1", T0 + timedelta(hours=3))
+    assert session.get(ParkingSession, before.session_id).tariff_version_id == old.id
+    assert session.get(ParkingSession, after.session_id).tariff_version_id == new.id
+    leaving = T0 + timedelta(hours=5, minutes=15)
+    assert send(session, w, w["exit"], "EARLY1", leaving).fee_due == "12.00"  # 6 started hours at 2.00
+    assert send(session, w, w["exit"], "LATE1", leaving).fee_due == "15.00"  # 3 started hours at 5.00
