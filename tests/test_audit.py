@@ -144,3 +144,22 @@ def test_an_over_long_field_is_refused_never_cut_short(db, session):
         assert db.backend == "postgresql"
     result = audit.verify(session)
     assert result.ok, result
+
+
+@pytest.mark.parametrize("forged_id", [1, 3, 5])
+def test_a_rewritten_event_with_a_recomputed_hash_breaks_the_next_link(db, session, unguarded, forged_id):
+    """The hash algorithm is public: someone who edits an event can recompute its own hash.
+    The next event still carries the old hash, so verify() names the broken link there."""
+    _append_some(session, 6)
+    ev = session.get(AuditEvent, forged_id)
+    forged = '{"i":42,"note":"rewritten"}'
+    forged_hash = audit.event_hash(id=ev.id, prev_hash=ev.prev_hash, at=ev.at, site_id=ev.site_id,
+                                   actor_type=ev.actor_type, actor_id=ev.actor_id, action=ev.action,
+                                   entity_type=ev.entity_type, entity_id=ev.entity_id, data=forged)
+    session.rollback()
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_event SET data = :d, hash = :h WHERE id = :id"),
+                     {"d": forged, "h": forged_hash, "id": forged_id})
+    session.expire_all()
+    result = audit.verify(session)
+    assert not result.ok and result.first_broken_id == forged_id + 1 and "link" in result.problem

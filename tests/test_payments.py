@@ -139,3 +139,38 @@ def test_adjustment_reference_reused_for_another_amount_is_a_conflict(session, s
     payments.adjust(session, site, s, amount_minor=600, reason="fee waived", reference="a-1", user_id=_user(session))
     with pytest.raises(Conflict):
         payments.adjust(session, site, s, amount_minor=999, reason="other", reference="a-1", user_id=_user(session))
+
+
+def test_payment_reference_reused_for_another_stay_is_a_conflict(session, stay):
+    """A pay station that reuses a key for another car must not make that car look paid."""
+    from parkinglot.records.models import Lane
+
+    site, s = stay
+    other = enter(session, site, session.get(Lane, s.entry_lane_id), "KX55")
+    other.tariff_version_id = s.tariff_version_id
+    session.flush()
+    payments.record_payment(session, site, amount_minor=400, method="card", reference="pay-1", stay=s)
+    for target in (other, None):
+        with pytest.raises(Conflict, match="pay-1"):
+            payments.record_payment(session, site, amount_minor=400, method="card", reference="pay-1", stay=target)
+    assert fees.payments_of(session, other.id).paid_minor == 0
+    assert fees.fee_status(session, site, other, later(90)).due_minor == 400
+    again = payments.record_payment(session, site, amount_minor=400, method="card", reference="pay-1", stay=s)
+    assert not again.created and again.payment.session_id == s.id  # the true retry is still idempotent
+
+
+def test_refund_reference_reused_for_another_refund_is_a_conflict(session, stay):
+    site, s = stay
+    payments.record_payment(session, site, amount_minor=400, method="card", reference="pay-1", stay=s)
+    first = payments.refund(session, site, s, amount_minor=100, reason="goodwill", reference="r-1",
+                            user_id=_user(session))
+    with pytest.raises(Conflict, match="r-1"):
+        payments.refund(session, site, s, amount_minor=250, reason="more goodwill", reference="r-1",
+                        user_id=_user(session))
+    with pytest.raises(Conflict, match="pay-1"):
+        payments.refund(session, site, s, amount_minor=400, reason="wrong key", reference="pay-1",
+                        user_id=_user(session))
+    retry = payments.refund(session, site, s, amount_minor=100, reason="goodwill", reference="r-1",
+                            user_id=_user(session))
+    assert not retry.created and retry.payment.id == first.payment.id
+    assert fees.payments_of(session, s.id).paid_minor == 300
