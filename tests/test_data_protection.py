@@ -17,7 +17,7 @@ from parkinglot.cli import main
 from parkinglot.records import alerts, audit, permits, stays, users, vehicles
 from parkinglot.records.errors import InvalidInput
 from parkinglot.records.evidence import EvidenceStore
-from parkinglot.records.models import AuditEvent, Evidence, ParkingSession, PlateRead, Shift
+from parkinglot.records.models import Alert, AuditEvent, Evidence, ParkingSession, PlateRead, Shift
 from parkinglot.records.privacy import retention
 from parkinglot.records.privacy.subject_export import LINKED, write_folder
 from parkinglot.records.types import utcnow
@@ -261,6 +261,51 @@ def test_retention_cli_refuses_zero_and_negative_days(tmp_path, monkeypatch):
     r = runner.invoke(main, ["retention", "run", "--days", "30"])
     assert r.exit_code == 0 and "would purge 0 reads" in r.output
 
+
+
+def test_retention_keeps_permit_holders_open_disputes_and_reads_behind_live_alerts(world, session):
+    w = world
+    permits.create_permit(session, w["site"], number="P1", holder="Tenant", vehicles=["PERM1"],
+                          valid_from=T0 - timedelta(days=10), valid_to=T0 + timedelta(days=400))
+    session.commit()
+    holder = visit(session, w, "PERM1", T0, seed=21)
+    disputed = visit(session, w, "DISP1", T0, seed=22)
+    plain = visit(session, w, "PLAIN1", T0, seed=23)
+    ghost = lane_event(session, w, w["exit"], "GHOST1", T0, 240)  # no entry: refused, an open alert on the read
+    dispute = disputes.open_dispute(session, session.get(ParkingSession, disputed[0].session_id),
+                                    user_id=w["user"].id, reason="I was never there")
+    session.commit()
+    assert session.get(ParkingSession, holder[0].session_id).permit_id is not None
+    assert session.scalar(select(Alert.read_id).where(Alert.plate == "GHOST1")) == ghost.read_id
+
+    now = T0 + timedelta(days=100)
+    report = retention.run(session, w["store"], days=90, now=now, dry_run=False)
+    session.commit()
+    assert (report.reads, report.stays) == (2, 1)  # PLAIN1's entry and exit reads, and its stay
+    assert {r.plate for r in session.scalars(select(PlateRead)) if r.plate} == {"PERM1", "DISP1", "GHOST1"}
+    assert session.get(ParkingSession, plain[0].session_id).plate == ""
+
+    disputes.resolve_dispute(session, dispute, user_id=w["user"].id, outcome="uphold", note="photos match")
+    session.commit()
+    again = retention.run(session, w["store"], days=90, now=now, dry_run=False)
+    assert (again.reads, again.stays) == (2, 1)  # a resolved dispute no longer holds DISP1's records
+
+
+def test_retention_never_deletes_a_photo_a_kept_read_still_uses(world, session):
+    """Photos are stored once by content: an old visitor's photo may be a newer read's too."""
+    w = world
+    old = visit(session, w, "OLD2", T0, seed=30)
+    new = visit(session, w, "NEW2", T0 + timedelta(days=95), seed=30)  # the very same frames
+    shared = session.get(PlateRead, new[0].read_id).evidence_sha256
+    assert shared and session.get(PlateRead, old[0].read_id).evidence_sha256 == shared
+    report = retention.run(session, w["store"], days=90, now=T0 + timedelta(days=100), dry_run=False)
+    session.commit()
+    assert (report.reads, report.images) == (2, 0)
+    assert session.get(PlateRead, old[0].read_id).evidence_sha256 is None
+    for reply in new:
+        sha = session.get(PlateRead, reply.read_id).evidence_sha256
+        ev = session.get(Evidence, sha)
+        assert ev.purged_at is None and w["store"].path_for(sha, ev.content_type).exists()
 
 # --- data-subject exports ------------------------------------------------------------------------
 
