@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
     "CAPTURE_SKEW_FUTURE_S": 300,  # capture times further ahead than this are refused
     "CAPTURE_SKEW_PAST_S": 7 * 24 * 3600,
+    # A controller's retry of an event id gets the stored reply only within this many seconds
+    # of the first request; later, the same id is a new request under a used id (409).
+    "EVENT_REPLAY_WINDOW_S": 600,
     "REPORT_MAX_DAYS": 400,
     "WEBHOOK_URL": "",
     "WEBHOOK_TIMEOUT_S": 2.0,

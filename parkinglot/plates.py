@@ -24,19 +24,33 @@ class PlateError(ValueError):
     """A plate string that cannot be a plate."""
 
 
+_ASCII_LETTERS = re.compile(r"[a-z]")
+ECHO_MAX = 24  # how much of a refused plate an error message repeats
+
+
 def normalize(text: str) -> str:
-    """Upper case, with spaces, dashes and dots removed. No validation."""
-    return _STRIP.sub("", text or "").upper()
+    """Upper case, with spaces, dashes and dots removed. No validation.
+
+    Only ASCII letters are upper-cased: ``str.upper`` would fold ``ß``, ``ı``, ``ſ`` or ``ﬁ``
+    into ASCII plates, so a string no camera printed could pass for one.
+    """
+    return _ASCII_LETTERS.sub(lambda m: m.group().upper(), _STRIP.sub("", text or ""))
+
+
+def _echo(text: str) -> str:
+    """A refused value as an error message may show it: quoted, and cut short."""
+    return repr(text[:ECHO_MAX]) + ("..." if len(text) > ECHO_MAX else "")
 
 
 def validate(text: str) -> str:
-    """Normalise and check: 1-10 characters from A-Z and 0-9, else ``PlateError``."""
+    """Normalise and check: 1-10 characters from A-Z and 0-9 (ASCII only), else ``PlateError``."""
     plate = normalize(text)
     if not _VALID.fullmatch(plate):
         bad = sorted({c for c in plate if c not in ALPHABET})
         if bad:
-            raise PlateError(f"plate {text!r} has illegal characters: {''.join(bad)!r}")
-        raise PlateError(f"plate {text!r} must have 1 to {MAX_PLATE_LEN} characters")
+            shown = "".join(bad[:10]) + ("..." if len(bad) > 10 else "")
+            raise PlateError(f"plate {_echo(text)} has illegal characters: {shown!r} (plates are A-Z and 0-9)")
+        raise PlateError(f"plate {_echo(text)} must have 1 to {MAX_PLATE_LEN} characters")
     return plate
 
 

@@ -13,7 +13,9 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
 
 
 def make_site(session: Session, code: str = "S1", **kw) -> tuple[Site, Lane, Lane]:
-    opts = dict(name=f"Site {code}", timezone="Europe/Berlin", currency="EUR", plate_region="eu")
+    # US plate rules admit any 2-8 characters read with confidence (vanity plates), so tests
+    # can name vehicles freely; the format rule has its own tests (test_gate_rules.py)
+    opts = dict(name=f"Site {code}", timezone="Europe/Berlin", currency="EUR", plate_region="us")
     opts.update(kw)
     site = sites.create_site(session, code=code, **opts)
     zone = sites.create_zone(session, site, "Z1", "Main", capacity=100)

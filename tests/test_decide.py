@@ -4,6 +4,7 @@ import pytest
 from parkinglot.barrier import decide as d
 
 RULES = d.SiteRules(anti_passback="deny", min_confidence=0.6)
+HOTLISTED = d.StopHit("hotlist", 1, "AB123", exact=True)
 
 
 def entry(**kw):
@@ -18,7 +19,7 @@ def test_visitor_opens_with_ticket():
 
 
 def test_hotlisted_is_denied_with_alert_even_with_permit():
-    dec = entry(hotlisted=True, credential=d.Credential("permit", 1, "valid"))
+    dec = entry(stop=HOTLISTED, credential=d.Credential("permit", 1, "valid"))
     assert dec.outcome == "deny" and dec.alert_kind == "hotlist" and not dec.open_stay
 
 
@@ -93,7 +94,7 @@ def test_exit_low_confidence_needs_attendant_unless_ticket_matched():
 
 def test_emergency_opens_everything_and_still_raises_alerts():
     rules = d.SiteRules(emergency=True)
-    assert d.decide_entry(d.EntryFacts("AB123", 0.9, hotlisted=True), rules).alert_kind == "hotlist"
+    assert d.decide_entry(d.EntryFacts("AB123", 0.9, stop=HOTLISTED), rules).alert_kind == "hotlist"
     assert d.decide_entry(d.EntryFacts("", 0.0), rules).outcome == "open"
     dec = d.decide_exit(d.ExitFacts("AB123", 0.9, "refused", "no_entry", "no_entry"), rules)
     assert dec.outcome == "open" and dec.alert_kind == "no_entry" and not dec.close_stay

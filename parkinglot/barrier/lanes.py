@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Optional
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..records import audit, stays
-from ..records.errors import Conflict, InvalidInput
-from ..records.models import BarrierCommand, Decision, Lane, PlateRead, Shift, Site, User
+from ..records.errors import Conflict, Forbidden, InvalidInput, NotFound
+from ..records.models import BarrierCommand, Decision, Lane, LanePassage, PlateRead, Shift, Site, User
 from ..records.types import utcnow
 
 MIN_REASON_LEN = 3
@@ -62,9 +63,24 @@ def manual_open(session: Session, lane: Lane, user: User, reason: str, *, sessio
     return ManualOpen(row, command_id)
 
 
-def confirm_match(session: Session, lane: Lane, user: User, stay_id: int, reason: str) -> ManualOpen:
-    """An attendant confirms a fuzzy match: the stay is closed and the barrier opened, under their name."""
+class StoppedVehicle(Conflict):
+    """The vehicle is hotlisted or locked (or looks like one that is): it is not released by a
+    confirmation; only a supervisor's override, with a reason, does that."""
+
+    code = "stopped_vehicle"
+
+
+def confirm_match(session: Session, lane: Lane, user: User, stay_id: int, reason: str, *,
+                  override_stop: bool = False) -> ManualOpen:
+    """An attendant confirms a fuzzy match: the stay is closed and the barrier opened, under their name.
+
+    A stay whose plate is on a stop list, exactly or as a look-alike, is refused (the stay
+    stays open). A supervisor may override with ``override_stop``: audited, and an alert is
+    raised so the release is seen by everyone on shift.
+    """
+    from ..records import alerts, vehicles
     from ..records.models import ParkingSession
+    from ..records.users import can
 
     reason = _reason(reason)
     stay = session.get(ParkingSession, stay_id)
@@ -72,6 +88,21 @@ def confirm_match(session: Session, lane: Lane, user: User, stay_id: int, reason
         raise InvalidInput("that stay does not belong to this lane's site")
     if stay.status != "open":
         raise Conflict(f"stay {stay_id} is {stay.status}")
+    stop_hits = vehicles.stop_hits(session, stay.site_id, stay.plate)
+    if stop_hits:
+        what = "; ".join(vehicles.describe(hit, stay.plate) for hit in stop_hits)
+        if not override_stop:
+            raise StoppedVehicle(f"not released: {what}. Only a supervisor can override, with a reason.",
+                                 session_id=stay.id)
+        if not can(user, "override_stop"):
+            raise Forbidden("only a supervisor can release a hotlisted or locked vehicle")
+        audit.append(session, "stay.stop_overridden", "stay", stay.id,
+                     {"reason": reason, "user": user.username, "lane": lane.code, "plate": stay.plate,
+                      "stops": [{"kind": h.kind, "id": h.id, "exact": h.exact} for h in stop_hits]},
+                     actor=audit.Actor.user(user.id), site_id=lane.site_id)
+        alerts.raise_alert(session, site_id=lane.site_id, kind="stop_override", plate=stay.plate, lane_id=lane.id,
+                           session_id=stay.id, message=f"{user.display_name or user.username} released {what} "
+                                                       f"at {lane.name}: {reason}")
     stays.close_stay(session, stay, exited_at=utcnow(), exit_lane_id=lane.id, reason="attendant_confirmed",
                      actor=audit.Actor.user(user.id))
     audit.append(session, "stay.match_confirmed", "stay", stay.id, {"reason": reason, "user": user.username,
@@ -79,6 +110,37 @@ def confirm_match(session: Session, lane: Lane, user: User, stay_id: int, reason
     # the stay id, not its plate: this reason goes into the (immutable) audit trail
     return manual_open(session, lane, user, f"confirmed match for stay {stay.id}: {reason}", session_id=stay.id,
                        plate=stay.plate)
+
+
+@dataclass(frozen=True)
+class RecordedPassage:
+    passage: LanePassage
+    created: bool  # False: this passage had been reported already (a retry)
+
+
+def record_passage(session: Session, lane: Lane, decision_id: int, *, device_id: Optional[int],
+                   passed_at: datetime, reported_at: Optional[datetime]) -> RecordedPassage:
+    """The barrier reports that the car of ``open`` decision ``decision_id`` has passed.
+
+    After it, a repeat read of the same plate on the lane is another car and is decided
+    afresh (``events._repeat_open``). Reported once per decision; a retry returns the first.
+    """
+    row = session.get(Decision, decision_id)
+    if row is None or row.lane_id != lane.id:
+        raise NotFound(f"no decision {decision_id} on lane {lane.code}")
+    if row.outcome != "open":
+        raise Conflict(f"decision {decision_id} did not open the barrier")
+    prior = session.scalar(select(LanePassage).where(LanePassage.decision_id == decision_id))
+    if prior is not None:
+        return RecordedPassage(prior, False)
+    passage = LanePassage(lane_id=lane.id, decision_id=decision_id, device_id=device_id, passed_at=passed_at,
+                          reported_at=reported_at)
+    session.add(passage)
+    session.flush()
+    audit.append(session, "lane.passage", "decision", decision_id,
+                 {"lane": lane.code, "passed_at": passed_at, "reported_at": reported_at},
+                 actor=audit.Actor.device(device_id) if device_id else audit.SYSTEM, site_id=lane.site_id)
+    return RecordedPassage(passage, True)
 
 
 def set_emergency(session: Session, site: Site, active: bool, user: User, reason: str) -> Site:

@@ -189,3 +189,23 @@ def vote(readings: Sequence[tuple[str, Sequence[float]]]) -> Optional[tuple[str,
         confs.append(tally[ch] / max(sum(tally.values()), 1e-9) * max(
             (cs[i] if i < len(cs) else 0.5) for t, cs in same if t[i] == ch))
     return "".join(chars), tuple(confs)
+
+
+FREE_FORM = "us-generic"  # the free-form (vanity) pattern: any 2-8 characters
+
+
+def fit_class(text: str, regions: Sequence[str]) -> str:
+    """How ``text`` fits the plates of ``regions``, as it stands (no look-alike swaps):
+    ``serial`` (a regular format of one of them), ``free`` (only the free-form vanity
+    pattern) or ``none``. The gate sends an unknown vehicle whose read is ``none`` to an
+    attendant, and asks more confidence of a ``free`` one."""
+    found = "none"
+    for region in regions:
+        for f in formats_for(region):
+            fitted = fit(text, f.pattern)
+            if fitted is None or fitted[1]:
+                continue
+            if f.name != FREE_FORM:
+                return "serial"
+            found = "free"
+    return found

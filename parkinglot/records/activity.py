@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import stays
-from .models import AuditHead, Decision, Evidence, Lane, PlateRead, Site, Zone
+from .models import Alert, AuditHead, Decision, Evidence, Lane, PlateRead, Site, Zone
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class LaneSnapshot:
     read_decision: Optional[Decision]  # what the lane was told about that read
     last_decision: Optional[Decision]  # the newest decision of any kind (a manual open has no read)
     photo: Optional[Evidence]
+    alerts: tuple[Alert, ...] = ()  # raised by that read: a stop-list hit names the entry it matched
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def lane_snapshot(session: Session, lane: Lane) -> LaneSnapshot:
     last = session.scalar(select(Decision).where(Decision.lane_id == lane.id)
                           .order_by(Decision.created_at.desc(), Decision.id.desc()).limit(1))
     photo = session.get(Evidence, read.evidence_sha256) if read is not None and read.evidence_sha256 else None
-    return LaneSnapshot(lane, read, read_decision, last, photo)
+    raised = tuple(session.scalars(select(Alert).where(Alert.read_id == read.id).order_by(Alert.id))) if read else ()
+    return LaneSnapshot(lane, read, read_decision, last, photo, raised)
 
 
 def lane_snapshots(session: Session, site_ids: Sequence[int]) -> list[LaneSnapshot]:

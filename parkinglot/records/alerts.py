@@ -38,9 +38,11 @@ def raise_alert(
     )
     session.add(alert)
     session.flush()
+    # the message is not copied into the trail: it may name plates (a look-alike's listed plate),
+    # and the trail, which can never be edited, holds plates only as keyed digests
     audit.append(session, "alert.raised", "alert", alert.id,
                  {"kind": kind, "plate": plate, "lane_id": lane_id, "read_id": read_id,
-                  "session_id": session_id, "message": message}, actor=actor, site_id=site_id)
+                  "session_id": session_id}, actor=actor, site_id=site_id)
     return alert
 
 

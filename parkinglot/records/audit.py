@@ -52,6 +52,13 @@ def plate_digest(plate: str) -> str:
     return "hmac:" + hmac.new(_plate_key, plate.encode("utf-8"), hashlib.sha256).hexdigest()[:24]
 
 
+def keyed_digest(*parts: str) -> str:
+    """HMAC-SHA256 (hex) of ``parts`` under the instance's audit key: a fingerprint of a
+    request that holds a plate, which can be compared but not turned back into the plate."""
+    message = "\x1f".join(parts).encode("utf-8")
+    return hmac.new(_plate_key, message, hashlib.sha256).hexdigest()
+
+
 def _named_plates(data: Any, found: set[str]) -> set[str]:
     if isinstance(data, Mapping):
         for k, v in data.items():

@@ -3,7 +3,9 @@
 Only an exact plate match, or a valid ticket whose stay has the same plate,
 pairs. Look-alike matches are suggestions for an attendant. A missing entry, a
 ticket/plate mismatch, a locked vehicle or a hotlisted plate is a refusal that
-names the theft-alert kind to raise. This module only reads; callers act.
+names the theft-alert kind to raise; a read that only looks like a locked or
+hotlisted plate goes to an attendant with the same alert, and never pairs.
+This module only reads; callers act.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import plates
+from ..barrier.decide import StopHit
 from . import lookup, stays, vehicles
 from .models import ParkingSession
 
@@ -34,6 +37,7 @@ class ExitMatch:
     session: Optional[ParkingSession] = None
     candidates: tuple[Candidate, ...] = ()
     alert_kind: Optional[str] = None
+    stop: Optional[StopHit] = None  # the hotlist entry or lock the read hit, if any
 
     @property
     def paired(self) -> bool:
@@ -53,12 +57,12 @@ def match_exit(
     alternatives: Sequence[str] = (),
 ) -> ExitMatch:
     """Decide which open stay (if any) this exit read may close."""
-    if plate:
-        hotlisted, locked = vehicles.stop_flags(session, site_id, plate)
-        if hotlisted:
-            return _refuse("hotlisted", "hotlist", lookup.open_stay_for(session, site_id, plate))
-        if locked:
-            return _refuse("vehicle_locked", "locked_vehicle", lookup.open_stay_for(session, site_id, plate))
+    stop = vehicles.strongest_stop(session, site_id, plate)
+    if stop is not None:
+        stay = lookup.open_stay_for(session, site_id, plate)
+        if stop.exact:
+            return ExitMatch("refused", stop.reason, stay, (), stop.alert_kind, stop)
+        return ExitMatch("needs_attendant", stop.reason, stay, (), stop.alert_kind, stop)
 
     if ticket:
         by_ticket = stays.by_ticket(session, site_id, ticket)

@@ -50,7 +50,14 @@ ALERT_KINDS = (
     "locked_vehicle",
     "expired_stay",
     "driver_failure",
+    "event_id_reuse",  # a lane sent a different request under an event id it had used
+    "stop_override",  # a supervisor released a hotlisted or locked vehicle by hand
 )
+SITE_KINDS = ("public", "residential", "private")
+VISITOR_POLICIES = ("open", "attendant", "refuse")
+# Who may enter without a credential when the operator does not say: residential and
+# private sites do not admit unknown vehicles (the founding story of the project).
+DEFAULT_VISITORS = {"public": "open", "residential": "attendant", "private": "refuse"}
 ALERT_STATES = ("open", "acknowledged", "resolved")
 ROLES = ("attendant", "supervisor", "finance", "admin")
 PAYMENT_KINDS = ("payment", "refund", "adjustment")
@@ -77,6 +84,11 @@ class Site(Base):
         CheckConstraint("min_confidence >= 0 AND min_confidence <= 1", name="min_confidence"),
         CheckConstraint("duplicate_window_s >= 0", name="duplicate_window"),
         CheckConstraint("max_stay_hours > 0", name="max_stay"),
+        CheckConstraint(_in("kind", SITE_KINDS), name="kind"),
+        CheckConstraint(_in("visitors", VISITOR_POLICIES), name="visitors"),
+        CheckConstraint("lapsed_credential_days >= 0", name="lapsed_credential_days"),
+        CheckConstraint("free_format_min_confidence >= 0 AND free_format_min_confidence <= 1",
+                        name="free_format_min_confidence"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -84,7 +96,17 @@ class Site(Base):
     name: Mapped[str] = mapped_column(String(120))
     timezone: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
-    plate_region: Mapped[str] = mapped_column(String(8), default="us")
+    # The plate regions read at this site (border towns, tourist areas, Brazil's old and Mercosur
+    # formats): the reader tries all of them, and a read that fits none goes to an attendant.
+    plate_regions: Mapped[list[str]] = mapped_column(JSONType, default=lambda: ["us"])
+    kind: Mapped[str] = mapped_column(String(16), default="public")
+    visitors: Mapped[str] = mapped_column(String(16), default="open")
+    # A plate whose last credential lapsed (expired, revoked, cancelled) within this many days
+    # goes to an attendant, whatever the visitor policy: lapsed is not unknown.
+    lapsed_credential_days: Mapped[int] = mapped_column(Integer, default=90)
+    # A read that fits only a region's free-form (vanity) pattern, not a regular serial,
+    # needs at least this confidence to open on its own.
+    free_format_min_confidence: Mapped[float] = mapped_column(Float, default=0.8)
     capacity: Mapped[Optional[int]] = mapped_column(Integer)
     anti_passback: Mapped[str] = mapped_column(String(16), default="deny")
     barrier_mode: Mapped[str] = mapped_column(String(8), default="both")
@@ -101,6 +123,11 @@ class Site(Base):
 
     zones: Mapped[list["Zone"]] = relationship(back_populates="site", order_by="Zone.code")
     lanes: Mapped[list["Lane"]] = relationship(back_populates="site", order_by="Lane.code")
+
+    @property
+    def plate_region(self) -> str:
+        """The site's first (main) plate region, for displays that show one."""
+        return (self.plate_regions or ["us"])[0]
 
 
 class SiteHoliday(Base):
@@ -187,6 +214,7 @@ class PlateRead(Base):
         CheckConstraint(_in("source", ("pipeline", "camera", "manual")), name="source"),
         Index("ix_plate_read_site_plate_time", "site_id", "plate", "received_at"),
         Index("ix_plate_read_lane_time", "lane_id", "received_at"),
+        Index("ix_plate_read_retry_of", "retry_of_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -208,6 +236,14 @@ class PlateRead(Base):
     timings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     evidence_sha256: Mapped[Optional[str]] = mapped_column(ForeignKey("evidence.sha256"))
     duplicate_of_id: Mapped[Optional[int]] = mapped_column(ForeignKey("plate_read.id"))
+    # Keyed digest (HMAC-SHA256) of what the controller sent under its event id: lane, plate or
+    # frames' SHA-256, ticket. A retry must carry the same request to be given the stored reply.
+    request_digest: Mapped[Optional[str]] = mapped_column(String(64))
+    # A retried event that was decided again (a payment_required exit whose stay has been paid
+    # since): the read that first carried the event id.
+    retry_of_id: Mapped[Optional[int]] = mapped_column(ForeignKey("plate_read.id"))
+    # A different request under an event id the lane had already used: the id it claimed.
+    reused_event_id: Mapped[Optional[str]] = mapped_column(String(64))
 
     lane: Mapped[Lane] = relationship()
     frames: Mapped[list["ReadFrame"]] = relationship(order_by="ReadFrame.position")
@@ -351,6 +387,26 @@ class HotlistEntry(Base):
     removed_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
 
 
+class StopKey(Base):
+    """Confusion-aware keys of the hotlist and the vehicle locks (``plates.index_keys``).
+
+    A read is probed with its own keys, so ``UPST0LE1``, ``UPSTOLEI`` or ``UPSTOLE`` find a
+    hotlisted ``UPSTOLE1`` by index, as the fuzzy stay search does. Rows stay when an entry
+    is removed or a lock released; the probe joins the entry and checks that it is active.
+    """
+
+    __tablename__ = "stop_key"
+    __table_args__ = (
+        CheckConstraint("(hotlist_entry_id IS NULL) <> (vehicle_lock_id IS NULL)", name="one_target"),
+        Index("ix_stop_key_key", "key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(PlateString)
+    hotlist_entry_id: Mapped[Optional[int]] = mapped_column(ForeignKey("hotlist_entry.id"), index=True)
+    vehicle_lock_id: Mapped[Optional[int]] = mapped_column(ForeignKey("vehicle_lock.id"), index=True)
+
+
 class ParkingSession(Base):
     """One stay: entry read to exit read, priced under the tariff version it began with."""
 
@@ -473,6 +529,24 @@ class BarrierCommand(Base):
     error: Mapped[Optional[str]] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class LanePassage(Base):
+    """A barrier's report that the vehicle of an ``open`` decision has passed.
+
+    Until it arrives, a repeat read of the same plate on the lane is taken as the same car
+    still waiting (its ``open`` is repeated); after it, a repeat read is another car.
+    """
+
+    __tablename__ = "lane_passage"
+    __table_args__ = (UniqueConstraint("decision_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    lane_id: Mapped[int] = mapped_column(ForeignKey("lane.id"))
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decision.id"))
+    device_id: Mapped[Optional[int]] = mapped_column(ForeignKey("device.id"))
+    passed_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the server's receive time
+    reported_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)  # the controller's clock, recorded only
 
 
 class Alert(Base):

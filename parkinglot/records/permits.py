@@ -7,7 +7,7 @@ be shown. Validity hours are wall-clock windows in the site's time zone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Optional, Sequence
 from zoneinfo import ZoneInfo
 
@@ -82,50 +82,72 @@ class CredentialHit:
     id: int
     status: str
     rate: Optional[str] = None
+    lapsed_at: Optional[datetime] = None  # when a lapsed credential stopped holding
 
 
 _PREFERENCE = {"valid": 0, "outside_hours": 1, "not_yet_valid": 2, "suspended": 3, "expired": 4, "revoked": 5}
 
 
-# Built once: every entry with a plate asks.
-_PERMITS_NAMING = (select(Permit)
-                   .join(PermitVehicle, PermitVehicle.permit_id == Permit.id)
-                   .where(Permit.site_id == bindparam("site_id"), PermitVehicle.plate == bindparam("plate"),
-                          Permit.superseded_at.is_(None)))
+# Built once: every entry with a plate asks. Every version of a permit counts: a plate taken
+# off a permit (or a cancelled one) is a withdrawn credential, not an unknown car.
+_PERMIT_VERSIONS_NAMING = (select(Permit)
+                           .join(PermitVehicle, PermitVehicle.permit_id == Permit.id)
+                           .where(Permit.site_id == bindparam("site_id"), PermitVehicle.plate == bindparam("plate")))
 _PASSES_NAMING = select(VisitorPass).where(VisitorPass.site_id == bindparam("site_id"),
                                            VisitorPass.plate == bindparam("plate"))
 # Most cars at an entry have neither: one round trip says so, and only what exists is loaded.
-PERMIT_NAMES_PLATE = exists(_PERMITS_NAMING.with_only_columns(Permit.id))  # binds site_id, plate
+PERMIT_NAMES_PLATE = exists(_PERMIT_VERSIONS_NAMING.with_only_columns(Permit.id))  # binds site_id, plate
 PASS_NAMES_PLATE = exists(_PASSES_NAMING.with_only_columns(VisitorPass.id))
 _NAMED_BY = select(PERMIT_NAMES_PLATE, PASS_NAMES_PLATE)
 
 
-def credential_for(session: Session, site: Site, plate: str, at: datetime) -> Optional[CredentialHit]:
-    """The best permit or visitor pass naming ``plate`` at ``site`` (a valid one wins).
+def _permit_hits(permits: Sequence[Permit], plate: str, at: datetime, tz: str) -> list[CredentialHit]:
+    """One hit per permit number: the current version's status if it still names the plate,
+    else "revoked" since the plate was taken off (the version that dropped it began then)."""
+    by_number: dict[str, list[Permit]] = {}
+    for p in permits:
+        by_number.setdefault(p.number, []).append(p)
+    hits = []
+    for versions in by_number.values():
+        current = next((p for p in versions if p.superseded_at is None), None)
+        if current is None:  # named only by superseded versions: withdrawn from this plate
+            last = max(versions, key=lambda p: p.version)
+            hits.append(CredentialHit("permit", last.id, "revoked", last.rate, last.superseded_at))
+            continue
+        status = permit_status(current, at, tz)
+        lapsed_at = None
+        if status == "expired":
+            lapsed_at = current.created_at if current.status == "cancelled" else current.valid_to
+        hits.append(CredentialHit("permit", current.id, status, current.rate, lapsed_at))
+    return hits
 
-    Passes and permits that ended more than 30 days ago are ignored: a long-lapsed
-    permit should not send a paying visitor to an attendant.
+
+def _pass_hit(vp: VisitorPass, at: datetime) -> CredentialHit:
+    status = pass_status(vp, at)
+    lapsed_at = {"revoked": vp.revoked_at, "expired": vp.valid_to}.get(status)
+    return CredentialHit("visitor_pass", vp.id, status, None, lapsed_at)
+
+
+def credential_for(session: Session, site: Site, plate: str, at: datetime) -> Optional[CredentialHit]:
+    """The best permit or visitor pass naming ``plate`` at ``site`` at server time ``at``.
+
+    A valid one wins. A credential that lapsed (expired, revoked, cancelled, or the plate
+    taken off it) counts for the site's ``lapsed_credential_days`` after it lapsed, so the
+    car goes to an attendant instead of the visitor path; older ones are forgotten.
     """
     if not plate:
         return None
-    hits: list[CredentialHit] = []
     params = {"site_id": site.id, "plate": plate}
     has_permit, has_pass = session.execute(_NAMED_BY, params).one()
-    permits = session.scalars(_PERMITS_NAMING, params).all() if has_permit else []
-    for p in permits:
-        status = permit_status(p, at, site.timezone)
-        if status == "expired" and (at - p.valid_to).days > 30:
-            continue
-        hits.append(CredentialHit("permit", p.id, status, p.rate))
-    passes = session.scalars(_PASSES_NAMING, params).all() if has_pass else []
-    for vp in passes:
-        status = pass_status(vp, at)
-        if status in ("expired", "revoked") and (at - vp.valid_to).days > 1:
-            continue
-        hits.append(CredentialHit("visitor_pass", vp.id, status))
+    hits = _permit_hits(session.scalars(_PERMIT_VERSIONS_NAMING, params).all(), plate, at, site.timezone) \
+        if has_permit else []
+    if has_pass:
+        hits += [_pass_hit(vp, at) for vp in session.scalars(_PASSES_NAMING, params).all()]
+    horizon = at - timedelta(days=site.lapsed_credential_days)
+    hits = [h for h in hits if h.lapsed_at is None or h.lapsed_at >= horizon]
     if not hits:
         return None
-    return min(hits, key=lambda h: _PREFERENCE[h.status])
+    return min(hits, key=lambda h: (_PREFERENCE[h.status], -(h.lapsed_at or at).timestamp()))
 
 
 def _plates(vehicles: Sequence[str]) -> list[str]:

@@ -35,6 +35,9 @@ class ReadInput:
     timings: dict[str, float] = field(default_factory=dict)
     frames: Sequence[Evidence] = ()
     best_frame: int = 0
+    request_digest: Optional[str] = None
+    retry_of_id: Optional[int] = None
+    reused_event_id: Optional[str] = None
 
 
 class DuplicateEvent(Conflict):
@@ -105,6 +108,9 @@ def _columns(inp: ReadInput, duplicate_of_id: Optional[int]) -> dict[str, Any]:
         timings=dict(inp.timings),
         evidence_sha256=best.sha256 if best is not None else None,
         duplicate_of_id=duplicate_of_id,
+        request_digest=inp.request_digest,
+        retry_of_id=inp.retry_of_id,
+        reused_event_id=inp.reused_event_id,
     )
 
 

@@ -5,7 +5,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import bindparam, select
@@ -15,7 +15,7 @@ from ..billing.tariff_model import TariffError
 from ..billing.tariff_model import currency_exponent as _currency_exponent
 from . import audit
 from .errors import InvalidInput, NotFound
-from .models import Device, Lane, Site, Zone
+from .models import DEFAULT_VISITORS, SITE_KINDS, VISITOR_POLICIES, Device, Lane, Site, Zone
 from .types import utcnow
 
 def currency_exponent(code: str) -> int:
@@ -53,6 +53,29 @@ def get_lane(session: Session, code: str) -> Lane:
     return lane
 
 
+def check_regions(regions: Sequence[str]) -> list[str]:
+    """A non-empty list of known plate regions, without repeats (the first is the main one)."""
+    from ..lpr.formats import REGIONS
+
+    if isinstance(regions, str) or not regions:
+        raise InvalidInput(f"plate_regions must be a non-empty list of regions ({', '.join(REGIONS)})")
+    unknown = [r for r in regions if r not in REGIONS]
+    if unknown:
+        raise InvalidInput(f"unknown plate region {unknown[0]!r}; known: {', '.join(REGIONS)}")
+    return list(dict.fromkeys(regions))
+
+
+def check_visitor_policy(kind: str, visitors: Optional[str]) -> str:
+    """The site's visitor policy: as given, else the default of its kind."""
+    if kind not in SITE_KINDS:
+        raise InvalidInput(f"site kind must be one of {', '.join(SITE_KINDS)}; got {kind!r}")
+    if visitors is None:
+        return DEFAULT_VISITORS[kind]
+    if visitors not in VISITOR_POLICIES:
+        raise InvalidInput(f"visitors must be one of {', '.join(VISITOR_POLICIES)}; got {visitors!r}")
+    return visitors
+
+
 def create_site(
     session: Session,
     *,
@@ -60,26 +83,38 @@ def create_site(
     name: str,
     timezone: str,
     currency: str,
-    plate_region: str = "us",
+    plate_region: Optional[str] = None,
+    plate_regions: Optional[Sequence[str]] = None,
     capacity: Optional[int] = None,
+    kind: str = "public",
+    visitors: Optional[str] = None,
     actor: audit.Actor = audit.SYSTEM,
     **options: object,
 ) -> Site:
+    """Create a site. ``plate_region`` is shorthand for a one-region ``plate_regions``; without
+    ``visitors`` the policy is the default of the site's ``kind`` (residential and private
+    sites do not admit unknown vehicles)."""
     check_timezone(timezone)
     currency_exponent(currency)
+    if plate_region is not None and plate_regions is not None:
+        raise InvalidInput("give plate_regions or plate_region, not both")
+    regions = check_regions(plate_regions if plate_regions is not None else [plate_region or "us"])
     site = Site(
         code=code,
         name=name,
         timezone=timezone,
         currency=currency,
-        plate_region=plate_region,
+        plate_regions=regions,
         capacity=capacity,
+        kind=kind,
+        visitors=check_visitor_policy(kind, visitors),
         **{"kpi_targets": {}, **options},
     )
     session.add(site)
     session.flush()
     audit.append(session, "site.created", "site", site.id, {"code": code, "timezone": timezone,
-                 "currency": currency}, actor=actor, site_id=site.id)
+                 "currency": currency, "plate_regions": regions, "kind": site.kind, "visitors": site.visitors},
+                 actor=actor, site_id=site.id)
     return site
 
 

@@ -12,8 +12,10 @@ from typing import Optional
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from ..barrier.decide import StopHit
 from ..billing import fees
 from ..billing.tariff_model import TariffError
+from . import vehicles
 from .models import (
     Alert,
     AuditEvent,
@@ -61,6 +63,7 @@ class StayDetail:
     visitor_pass: Optional[VisitorPass]
     history: list[AuditEvent]
     people: dict[int, User]
+    stops: tuple[StopHit, ...] = ()  # hotlist entries and locks the stay's plate hits, exactly or as a look-alike
 
 
 def read_view(session: Session, read_id: Optional[int]) -> Optional[ReadView]:
@@ -124,4 +127,5 @@ def stay_detail(session: Session, stay: ParkingSession, *, now: Optional[datetim
         disputes=disputes, permit=session.get(Permit, stay.permit_id) if stay.permit_id else None,
         visitor_pass=session.get(VisitorPass, stay.visitor_pass_id) if stay.visitor_pass_id else None,
         history=history, people=_people(session, people_ids),
+        stops=tuple(vehicles.stop_hits(session, site.id, stay.plate)),
     )

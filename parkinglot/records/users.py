@@ -73,6 +73,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "view_stays": frozenset({"attendant", "supervisor", "finance"}),
     "operate_lanes": frozenset({"attendant", "supervisor"}),
     "confirm_match": frozenset({"attendant", "supervisor"}),
+    "override_stop": frozenset({"supervisor"}),  # release a hotlisted or locked vehicle by hand
     "work_alerts": frozenset({"attendant", "supervisor"}),
     "manage_hotlist": frozenset({"supervisor"}),
     "emergency": frozenset({"supervisor"}),

@@ -82,18 +82,20 @@ class EventRequest:
     alternatives: tuple[tuple[str, float], ...]
 
 
-def _parse_time(value: Any, now: datetime) -> datetime:
+def _parse_time(value: Any, now: datetime, name: str = "captured_at") -> datetime:
+    """The controller's clock, as a recorded fact: ISO 8601 with an offset, within the
+    accepted skew. It never becomes the "now" of a decision (the server's clock decides)."""
     if value in (None, ""):
         return now
-    if not isinstance(value, str):
-        raise InvalidInput("captured_at must be an ISO 8601 string with a UTC offset")
+    if not isinstance(value, str) or len(value) > 40:
+        raise InvalidInput(f"{name} must be an ISO 8601 string with a UTC offset")
     try:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"captured_at {value!r} is not ISO 8601") from None
-    if at.tzinfo is None:
-        raise InvalidInput("captured_at needs a UTC offset (e.g. 2026-03-01T08:00:00Z)")
-    at = at.astimezone(timezone.utc)
+        if at.tzinfo is None:
+            raise InvalidInput(f"{name} needs a UTC offset (e.g. 2026-03-01T08:00:00Z)")
+        at = at.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: e.g. 0001-01-01T00:00:00+14:00
+        raise InvalidInput(f"{name} is not a valid ISO 8601 time") from None
     cfg = current_app.config
     if at > now + timedelta(seconds=int(cfg["CAPTURE_SKEW_FUTURE_S"])):
         raise InvalidInput(f"captured_at is {int((at - now).total_seconds())} s in the future; check the controller's clock")
@@ -110,7 +112,12 @@ def _opt(value: Any, pattern: re.Pattern[str], name: str) -> Optional[str]:
     return value
 
 
+MAX_ALTERNATIVES = 10
+
+
 def _confidence(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):  # JSON true is not 1.0
+        raise InvalidInput("confidence must be a number between 0 and 1")
     try:
         conf = float(value)
     except (TypeError, ValueError):
@@ -144,7 +151,10 @@ def parse_event_request(now: datetime, *, allow_plate: bool = True) -> EventRequ
         return EventRequest(_opt(form.get("event_id"), EVENT_ID, "event_id"), _parse_time(form.get("captured_at"), now),
                             _opt(form.get("ticket"), TICKET, "ticket"), tuple(frames), None, 0.0, ())
     if ctype == "application/json" and allow_plate:
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:
+            raise MalformedJSON("the JSON body is nested too deeply") from None
         if body is None:
             raise MalformedJSON("the body is not valid JSON")
         if not isinstance(body, dict):
@@ -157,7 +167,10 @@ def parse_event_request(now: datetime, *, allow_plate: bool = True) -> EventRequ
         except plates.PlateError as exc:
             raise InvalidInput(str(exc)) from None
         alts = []
-        for alt in body.get("alternatives") or []:
+        raw_alts = body.get("alternatives") or []
+        if not isinstance(raw_alts, list) or len(raw_alts) > MAX_ALTERNATIVES:
+            raise InvalidInput(f"alternatives must be a list of at most {MAX_ALTERNATIVES} objects")
+        for alt in raw_alts:
             if not isinstance(alt, dict) or not isinstance(alt.get("plate"), str):
                 raise InvalidInput("alternatives must be objects with 'plate' and 'confidence'")
             try:
@@ -188,7 +201,7 @@ def _reading(req: EventRequest, site: Site) -> tuple[events.Reading, tuple[event
                               alternatives=req.alternatives, source="camera", region=site.plate_region,
                               no_plate_reason=None if req.plate else "camera_read_no_plate"), ()
     decoded = _decode_frames(req)
-    result: PlateResult = pipeline().recognize(decoded, site.plate_region)
+    result: PlateResult = pipeline().recognize(decoded, site.plate_region)  # TODO(gate): all plate_regions
     frames = tuple(events.Frame(data, kind, img.shape[1], img.shape[0]) for (data, kind), img in zip(req.frames, decoded))
     reading = events.Reading(
         plate=result.text, raw_text=result.raw_text, confidence=result.confidence,
@@ -199,14 +212,9 @@ def _reading(req: EventRequest, site: Site) -> tuple[events.Reading, tuple[event
     return reading, frames
 
 
-def _fail_closed(exc: ParkingError, decision: str = "attendant"):
-    resp = error_body(exc.code, exc.message, exc.status, {k: str(v) for k, v in exc.details.items()})
-    body = resp.get_json()
-    body.update(decision=decision, reason=exc.code,
-                message_for_display="Please wait: an attendant will assist" if decision == "attendant"
-                else "Not available: please contact the attendant")
-    resp.set_data(current_app.json.dumps(body))
-    return resp
+def _fail_closed(exc: ParkingError):
+    """The error reply of a lane endpoint: ``error_body`` adds the decision (deny or attendant)."""
+    return error_body(exc.code, exc.message, exc.status, {k: str(v)[:200] for k, v in exc.details.items()})
 
 
 @bp.post("/lanes/<lane_code>/events")
@@ -235,31 +243,66 @@ def _lane_event(lane_code: str, received: datetime):
             raise ParkingError("this lane is disabled")
         site = read_db().get(Site, lane.site_id)
         req = parse_event_request(received)
+        digest = events.request_digest(lane.id, plate=req.plate or "", frames=[data for data, _ in req.frames],
+                                       ticket=req.ticket)
+        window = int(current_app.config["EVENT_REPLAY_WINDOW_S"])
         if req.event_id and req.frames:
             # a retried frame event must not pay for recognition again; a plate-string event
-            # skips this query: its replay is found by the unique (lane, event_id) index
-            prior = events.replay(read_db(), lane.id, req.event_id)
+            # skips this query: ``process`` finds its replay by the unique (lane, event_id) index
+            prior = events.replay(read_db(), lane.id, req.event_id, digest, received, window)
             if prior is not None:
                 return jsonify(prior.reply.to_json())
         reading, frames = _reading(req, site)
         ev = events.LaneEvent(lane_id=lane.id, captured_at=req.captured_at, received_at=received, reading=reading,
-                              device_id=device.id, event_id=req.event_id, frames=frames, ticket=req.ticket)
+                              device_id=device.id, event_id=req.event_id, frames=frames, ticket=req.ticket,
+                              request_digest=digest)
         # committed before replying: the lane is never told anything without a durable record
-        outcome = events.process_with_retry(db(), context().evidence, ev, check_replay=False)
+        outcome = events.process_with_retry(db(), context().evidence, ev, replay_window_s=window)
     except RequestEntityTooLarge:
         raise
     except ParkingError as exc:
         rollback_only()
-        return _fail_closed(exc, "deny" if exc.status in (401, 403) or exc.status >= 500 else "attendant")
+        return _fail_closed(exc)
     if outcome.barrier_command_id is not None:  # committed: the pulse runs on the dispatcher thread
         dispatcher().submit(outcome.barrier_command_id)
-    return jsonify(outcome.reply.to_json())
+    body = outcome.reply.to_json()
+    if outcome.status == 409:
+        body["error"] = {"code": "event_id_reused", "details": {"event_id": req.event_id},
+                         "message": "this event id was already used for another request; the new one is "
+                                    "recorded and an attendant is called"}
+    return jsonify(body), outcome.status
 
 
 def _db_down():
     from ..records.errors import Unavailable
 
-    return _fail_closed(Unavailable("the database is unavailable; nothing was recorded"), "deny")
+    return _fail_closed(Unavailable("the database is unavailable; nothing was recorded"))
+
+
+@bp.post("/lanes/<lane_code>/passages")
+def lane_passage(lane_code: str):
+    """The barrier reports that the car of an ``open`` has passed (drivers that can tell).
+
+    Until then a repeat read of the same plate is the same car still waiting and is given
+    the same ``open``; after it, a repeat read is another car and is decided afresh.
+    """
+    received = utcnow()
+    try:
+        device, lane = require_device_on_lane(lane_code)
+        body = _json_body()
+        decision_id = body.get("decision_id")
+        if isinstance(decision_id, bool) or not isinstance(decision_id, int) or decision_id <= 0:
+            raise InvalidInput("'decision_id' (the id of the open decision) is required")
+        reported = _parse_time(body.get("passed_at"), received, "passed_at") if body.get("passed_at") else None
+        result = lanes.record_passage(db(), lane, decision_id, device_id=device.id, passed_at=received,
+                                      reported_at=reported)
+        db().commit()
+    except ParkingError as exc:
+        rollback_only()
+        return _fail_closed(exc)
+    p = result.passage
+    return jsonify(decision_id=p.decision_id, lane=lane.code, passed_at=p.passed_at.isoformat(),
+                   recorded=result.created), 201 if result.created else 200
 
 
 @bp.post("/recognize")

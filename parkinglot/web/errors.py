@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, has_request_context, jsonify, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -15,8 +15,26 @@ from ..records.errors import ParkingError
 log = logging.getLogger("parkinglot.web")
 
 
+LANE_PATHS = "/api/v1/lanes/"
+WAIT = "Please wait: an attendant will assist"
+UNAVAILABLE = "Not available: please contact the attendant"
+
+
+def lane_failure(status: int) -> str:
+    """What a barrier controller is told when its request failed: never ``open``. A refused
+    key or a server fault denies; anything the lane can put right calls an attendant."""
+    return "deny" if status in (401, 403) or status >= 500 else "attendant"
+
+
 def error_body(code: str, message: str, status: int, details: dict | None = None):
-    resp = jsonify(error={"code": code, "message": message, "details": details or {}})
+    """The one error shape; under /api/v1/lanes/ it also carries the barrier's ``decision``,
+    whatever failed (413, 405, malformed JSON, a crash), so a controller never opens on it."""
+    body: dict = {"error": {"code": code, "message": message, "details": details or {}}}
+    if has_request_context() and request.path.startswith(LANE_PATHS):
+        decision = lane_failure(status)
+        body.update(decision=decision, reason=code,
+                    message_for_display=WAIT if decision == "attendant" else UNAVAILABLE)
+    resp = jsonify(body)
     resp.status_code = status
     return resp
 

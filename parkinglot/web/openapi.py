@@ -46,17 +46,31 @@ EVENT_REPLY = {
         "decision_id": {"type": ["integer", "null"]},
         "ticket": {"type": ["string", "null"]},
         "candidates": {"type": "array", "items": {"type": "string"}},
+        "error": {"type": "object", "description": "Only on 409: the event id was used for another request"},
     },
 }
+
+EVENT_ID_DOC = ("The controller's id for this vehicle event, unique per lane. It is bound to what was sent "
+                "with it (the plate or the frames' SHA-256, and the ticket): the same request retried within "
+                "the replay window (10 minutes by default) gets the stored reply and creates nothing; any other "
+                "request under a used id, or the same one later, is recorded, raises an alert and gets 409 with "
+                "decision `attendant`. One exception: a retried exit whose stored reply was `payment_required` is "
+                "decided again, so a car that has paid in the meantime is let out.")
+CAPTURED_AT_DOC = ("The controller's clock when the frames were taken, ISO 8601 with an offset. It is recorded, "
+                   "shown and kept as evidence, but never decides anything: credential validity, permit hours, "
+                   "fees, paid-until and grace are judged at the server's receive time. It is refused when more "
+                   "than 5 minutes ahead or 7 days behind the server; an exit captured before its stay's entry "
+                   "goes to an attendant.")
 
 PLATE_EVENT = {
     "type": "object",
     "required": ["plate", "confidence"],
     "properties": {
-        "plate": {"type": "string", "description": "As read by the camera; empty string if no plate was read"},
-        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-        "event_id": {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,64}$"},
-        "captured_at": {"type": "string", "format": "date-time"},
+        "plate": {"type": "string", "description": "As read by the camera, A-Z and 0-9 (ASCII; spaces, dashes "
+                  "and dots are dropped); empty string if no plate was read"},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1, "description": "A number; true/false are refused"},
+        "event_id": {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,64}$", "description": EVENT_ID_DOC},
+        "captured_at": {"type": "string", "format": "date-time", "description": CAPTURED_AT_DOC},
         "ticket": {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,64}$"},
         "alternatives": {"type": "array", "items": {"type": "object", "required": ["plate"],
                          "properties": {"plate": {"type": "string"}, "confidence": {"type": "number"}}}},
@@ -69,8 +83,8 @@ FRAME_EVENT = {
     "properties": {
         "frame": {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": 5,
                   "description": "One or more JPEG/PNG frames of the same vehicle (a burst)"},
-        "event_id": {"type": "string"},
-        "captured_at": {"type": "string", "format": "date-time"},
+        "event_id": {"type": "string", "description": EVENT_ID_DOC},
+        "captured_at": {"type": "string", "format": "date-time", "description": CAPTURED_AT_DOC},
         "ticket": {"type": "string"},
     },
 }
@@ -155,12 +169,34 @@ SPEC: dict[str, Any] = {
                     "multipart/form-data": {"schema": {"$ref": "#/components/schemas/FrameEvent"}}}},
                 "responses": {
                     "200": _ok("The decision (a retry with the same event_id gets the same reply)", "EventReply"),
+                    "409": _ok("The event id was already used for another request: recorded, attendant called",
+                               "EventReply"),
                     "400": _err("Malformed JSON"), "401": _err("Missing, invalid or revoked key"),
                     "403": _err("Another site's lane"), "404": _err("Unknown lane"),
                     "413": _err("Body too large"), "415": _err("Wrong content type"),
                     "422": _err("Invalid field, too many frames, undecodable frame, capture time out of range"),
                     "429": _err("Too many failed key attempts"), "503": _err("Database unavailable: deny"),
                 },
+            }
+        },
+        "/lanes/{lane}/passages": {
+            "post": {
+                "summary": "The barrier reports that the car of an `open` decision has passed",
+                "description": "Drivers that can tell should report passages: until one arrives, a repeat read "
+                               "of the same plate on the lane within the site's duplicate window is taken as the "
+                               "same car still waiting and gets the same `open`; after it, a repeat read is "
+                               "another car and is decided afresh (a cloned plate following the first car).",
+                "security": DEVICE,
+                "parameters": [{"name": "lane", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["decision_id"],
+                    "properties": {"decision_id": {"type": "integer", "minimum": 1},
+                                   "passed_at": {"type": "string", "format": "date-time",
+                                                 "description": "The controller's clock; recorded only"}}}}}},
+                "responses": {"201": {"description": "Recorded"}, "200": {"description": "Already recorded"},
+                              "401": _err("Bad key"), "404": _err("No such open decision on this lane"),
+                              "409": _err("That decision did not open the barrier"),
+                              "422": _err("Invalid field")},
             }
         },
         "/recognize": {

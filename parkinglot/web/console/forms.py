@@ -112,6 +112,8 @@ class StaySearchForm(QueryForm):
 class ConfirmMatchForm(ConsoleForm):
     lane = SelectField("Exit lane to open", choices=[], validate_choice=True)
     reason = reason_field("Why you are sure it is this vehicle")
+    # shown to supervisors only, and only when the plate is hotlisted or locked
+    override_stop = BooleanField("Release despite the hotlist or lock (supervisor; recorded and alerted)")
 
 
 class DisputeOpenForm(ConsoleForm):

@@ -87,7 +87,8 @@ def stay_confirm(stay_id: int):
         return _stay_page(detail, form, 422)
     lane = next(lane for lane in detail.lanes.values() if lane.code == form.lane.data)
     try:
-        result = lane_service.confirm_match(session, lane, me(), s.id, form.reason.data)
+        result = lane_service.confirm_match(session, lane, me(), s.id, form.reason.data,
+                                            override_stop=bool(form.override_stop.data))
         session.commit()
     except ParkingError as exc:
         rollback_only()
