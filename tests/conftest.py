@@ -155,6 +155,8 @@ class FakePipeline:
         from parkinglot.lpr.pipeline import PlateResult
 
         self.calls += 1
+        self.regions = (region,) if isinstance(region, str) else tuple(region)
+        region = self.regions[0]
         box = ((10.0, 10.0), (110.0, 10.0), (110.0, 40.0), (10.0, 40.0))
         if not self.text:
             return PlateResult("", 0.0, None, (), {"total_ms": 1.0}, "no_plate_found", region=region)

@@ -662,3 +662,23 @@ def test_the_stay_page_shows_the_stop_and_refuses_a_confirmation(client, db, app
     assert "Not confirmed" in client.get(f"/stays/{w.open_stay}").text
     with db.sessions() as s:
         assert s.get(ParkingSession, w.open_stay).status == "open"
+
+
+def test_frames_are_read_with_every_region_of_the_site(client, db, fake_pipeline):
+    import io
+
+    from parkinglot.records import sites
+
+    from .test_api_lanes import jpeg
+
+    with db.sessions() as s:
+        site, entry, _ = make_site(s, code="RG", plate_region=None, plate_regions=["br", "us"])
+        key = sites.create_device(s, site, "ctl").key
+        s.commit()
+    headers = {"Authorization": f"Bearer {key}"}
+    r = client.post(f"/api/v1/lanes/{entry.code}/events", headers=headers, content_type="multipart/form-data",
+                    data={"frame": [(io.BytesIO(jpeg(seed=3)), "f.jpg", "image/jpeg")]})
+    assert r.status_code == 200 and fake_pipeline.regions == ("br", "us")
+    r = client.post("/api/v1/recognize", headers=headers, content_type="multipart/form-data",
+                    data={"frame": [(io.BytesIO(jpeg(seed=3)), "f.jpg", "image/jpeg")]})
+    assert r.status_code == 200 and fake_pipeline.regions == ("br", "us") and r.get_json()["region"] == "br"

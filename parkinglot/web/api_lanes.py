@@ -22,6 +22,7 @@ from .. import plates
 from ..barrier import events, lanes
 from ..barrier.dispatch import Dispatcher
 from ..lpr import images
+from ..lpr.formats import REGIONS
 from ..lpr.pipeline import Pipeline, PlateResult
 from ..records import sites
 from ..records.errors import InvalidInput, ParkingError
@@ -201,13 +202,13 @@ def _reading(req: EventRequest, site: Site) -> tuple[events.Reading, tuple[event
                               alternatives=req.alternatives, source="camera", region=site.plate_region,
                               no_plate_reason=None if req.plate else "camera_read_no_plate"), ()
     decoded = _decode_frames(req)
-    result: PlateResult = pipeline().recognize(decoded, site.plate_region)  # TODO(gate): all plate_regions
+    result: PlateResult = pipeline().recognize(decoded, tuple(site.plate_regions))
     frames = tuple(events.Frame(data, kind, img.shape[1], img.shape[0]) for (data, kind), img in zip(req.frames, decoded))
     reading = events.Reading(
         plate=result.text, raw_text=result.raw_text, confidence=result.confidence,
         alternatives=result.alternatives, box=[list(p) for p in result.box] if result.box else None,
         timings={k: round(v, 2) for k, v in result.timings.items()}, no_plate_reason=result.reason,
-        source="pipeline", region=site.plate_region, best_frame=result.frame_index,
+        source="pipeline", region=result.region or site.plate_region, best_frame=result.frame_index,
     )
     return reading, frames
 
@@ -311,10 +312,12 @@ def recognize_only():
     device = require_device()
     site = read_db().get(Site, device.site_id)
     req = parse_event_request(utcnow(), allow_plate=False)
-    region = request.args.get("region") or site.plate_region
-    if region not in ("us", "eu", "br"):
-        raise InvalidInput(f"unknown region {region!r}")
-    r = pipeline().recognize(_decode_frames(req), region)
+    asked = request.args.get("region")
+    if asked is not None and asked not in REGIONS:
+        raise InvalidInput(f"unknown region {asked[:16]!r}; known: {', '.join(REGIONS)}")
+    regions = (asked,) if asked else tuple(site.plate_regions)
+    r = pipeline().recognize(_decode_frames(req), regions)
+    region = r.region or regions[0]
     rollback_only()
     return jsonify(plate=r.text, confidence=round(r.confidence, 4), raw_text=r.raw_text,
                    box=[list(p) for p in r.box] if r.box else None,
