@@ -71,14 +71,13 @@ def test_hanging_relay_times_out_without_delaying_the_reply(app, client, lanes, 
     with db.sessions() as s:
         lane = s.get(Lane, lanes["entry_id"])
         lane.driver = "http_relay"
-        lane.driver_config = {"url": hanging_relay, "timeout_s": 0.3, "retries": 1, "backoff_s": 0.05}
+        lane.driver_config = {"url": hanging_relay, "timeout_s": 1.5, "retries": 1, "backoff_s": 0.05}
         s.commit()
-    t0 = time.perf_counter()
     r = plate_event(client, lanes["entry"], lanes["key"], event_id="relay-1")
-    reply_s = time.perf_counter() - t0
     assert r.status_code == 200 and r.get_json()["decision"] == "open"
-    assert reply_s < 0.3  # the reply never waits for the relay
-    app.extensions["parkinglot_dispatcher"].drain(timeout_s=10)
+    with db.sessions() as s:  # the reply never waits for the relay: it is still trying (>= 3 s in all)
+        assert s.scalar(select(BarrierCommand.status)) == "pending"
+    app.extensions["parkinglot_dispatcher"].drain(timeout_s=15)
     with db.sessions() as s:
         cmd = s.scalar(select(BarrierCommand))
         assert cmd.status == "failed"
@@ -96,33 +95,43 @@ def test_relay_driver_retries_with_backoff(hanging_relay):
 
 
 def test_skewed_controller_clocks(client, lanes, db):
-    """Entry controller 4 min fast, exit controller 1 min slow: both accepted, both times kept,
-    and the stay never ends before it began."""
+    """Entry controller 4 min fast, exit controller slow: both accepted, both times kept, the stay
+    timed by the server's clock, and an exit its controller dates before the entry goes to an
+    attendant instead of opening."""
     now = utcnow()
     r_in = plate_event(client, lanes["entry"], lanes["key"], plate="SKEW1", event_id="s-in",
                        captured_at=(now + timedelta(minutes=4)).isoformat())
     assert r_in.status_code == 200 and r_in.get_json()["decision"] == "open"
-    r_out = plate_event(client, lanes["exit"], lanes["key"], plate="SKEW1", event_id="s-out",
+    early = plate_event(client, lanes["exit"], lanes["key"], plate="SKEW1", event_id="s-out-1",
                         captured_at=(now - timedelta(minutes=1)).isoformat())
+    assert early.get_json()["decision"] == "attendant" and early.get_json()["reason"] == "exit_before_entry"
+    r_out = plate_event(client, lanes["exit"], lanes["key"], plate="SKEW1", event_id="s-out-2",
+                        captured_at=(utcnow() + timedelta(seconds=1)).isoformat())
     assert r_out.get_json()["decision"] == "open"
     with db.sessions() as s:
         stay = s.get(ParkingSession, r_in.get_json()["session_id"])
-        assert stay.exited_at >= stay.entered_at
+        assert stay.exited_at >= stay.entered_at and stay.entered_at <= utcnow()
         read = s.scalar(select(PlateRead).where(PlateRead.event_id == "s-in"))
         assert read.captured_at - read.received_at > timedelta(minutes=3)
 
 
-def test_server_clock_jump_keeps_idempotency(client, lanes, db, monkeypatch):
-    """The server's clock jumps an hour forward between a request and its retry: the retry is
-    still recognised by its event id, not by time."""
+@pytest.mark.parametrize("jump,replayed", [(timedelta(minutes=5), True), (timedelta(hours=1), False)])
+def test_server_clock_jump_keeps_idempotency(client, lanes, db, monkeypatch, jump, replayed):
+    """The server's clock jumps forward between a request and its retry: within the replay
+    window the retry is recognised by its event id; beyond it the id counts as reused, so the
+    retry is refused (409, attendant) and nothing is created twice."""
     first = plate_event(client, lanes["entry"], lanes["key"], plate="JUMP1", event_id="j-1").get_json()
     import parkinglot.web.api_lanes as api_lanes
 
     real = api_lanes.utcnow
-    monkeypatch.setattr(api_lanes, "utcnow", lambda: real() + timedelta(hours=1))
-    again = plate_event(client, lanes["entry"], lanes["key"], plate="JUMP1", event_id="j-1").get_json()
-    assert again == first
-    assert count(db, PlateRead) == 1
+    monkeypatch.setattr(api_lanes, "utcnow", lambda: real() + jump)
+    r = plate_event(client, lanes["entry"], lanes["key"], plate="JUMP1", event_id="j-1")
+    if replayed:
+        assert r.status_code == 200 and r.get_json() == first
+        assert count(db, PlateRead) == 1
+    else:
+        assert r.status_code == 409 and r.get_json()["decision"] == "attendant"
+        assert count(db, ParkingSession) == 1
 
 
 def test_expired_stays_job(db, lanes, client):

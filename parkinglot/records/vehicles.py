@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from .. import plates
 from ..barrier.decide import StopHit
 from . import audit
-from .errors import Conflict, NotFound
+from .errors import Conflict, InvalidInput, NotFound
 from .models import HotlistEntry, StopKey, VehicleLock
 from .types import utcnow
 
@@ -78,6 +78,14 @@ def hotlist_hit(session: Session, site_id: int, plate: str) -> Optional[HotlistE
     return session.scalar(_HOTLIST_EXACT, {"site_id": site_id, "plate": plate})
 
 
+def _valid_plate(plate: str) -> str:
+    """A stop-list entry must be a normalised plate, or its keys would never match a read."""
+    try:
+        return plates.validate(plate)
+    except plates.PlateError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
 def _register_keys(session: Session, plate: str, target: Literal["hotlist_entry_id", "vehicle_lock_id"],
                    row_id: int) -> None:
     session.execute(insert(StopKey), [{"key": key, target: row_id} for key in sorted(plates.index_keys(plate))])
@@ -85,6 +93,7 @@ def _register_keys(session: Session, plate: str, target: Literal["hotlist_entry_
 
 def add_to_hotlist(session: Session, *, plate: str, reason: str, site_id: Optional[int] = None,
                    source: str = "manual", user_id: Optional[int] = None) -> HotlistEntry:
+    plate = _valid_plate(plate)
     entry = HotlistEntry(site_id=site_id, plate=plate, reason=reason, source=source, created_by=user_id)
     session.add(entry)
     session.flush()
@@ -112,6 +121,7 @@ def active_lock(session: Session, site_id: int, plate: str) -> Optional[VehicleL
 
 def lock_vehicle(session: Session, *, site_id: int, plate: str, user_id: Optional[int],
                  note: str = "", permit_id: Optional[int] = None) -> VehicleLock:
+    plate = _valid_plate(plate)
     lock = VehicleLock(site_id=site_id, plate=plate, note=note, locked_by=user_id, permit_id=permit_id)
     try:
         with session.begin_nested():
