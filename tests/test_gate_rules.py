@@ -21,6 +21,7 @@ from parkinglot.records.evidence import EvidenceStore
 from parkinglot.records.models import Alert, Decision, LanePassage, ParkingSession, PlateRead
 
 from .factories import T0, make_site
+from .test_api_lanes import lanes as api_site, plate_event  # noqa: F401  (api_site: the lane API's fixture)
 
 HOURLY = {
     "schema": 1, "currency": "EUR",
@@ -542,26 +543,17 @@ def test_the_audit_trail_of_the_gate_is_intact(session, world):
 # --- the lane API: 409s, passages, error bodies (7), ASCII plates (8) -----------------------------
 
 @pytest.fixture
-def api(db):
-    from parkinglot.records import sites
-
-    with db.sessions() as s:
-        site, entry, exit_ = make_site(s, code="GT")
-        key = sites.create_device(s, site, "gate-controller").key
-        s.commit()
-    return {"entry": entry.code, "exit": exit_.code, "key": key}
-
-
-def _post(client, lane, key, **body):
-    return client.post(f"/api/v1/lanes/{lane}/events", json=body, headers={"Authorization": f"Bearer {key}"})
+def api(api_site):
+    """The lane API's own test site (``tests/test_api_lanes.py``): an entry, an exit and a key."""
+    return api_site
 
 
 def test_the_api_answers_409_to_a_used_event_id_and_records_the_new_car(client, api, db):
-    first = _post(client, api["entry"], api["key"], plate="AP1000", confidence=0.95, event_id="k-1")
+    first = plate_event(client, api["entry"], api["key"], plate="AP1000", confidence=0.95, event_id="k-1")
     assert first.status_code == 200 and first.get_json()["decision"] == "open"
-    again = _post(client, api["entry"], api["key"], plate="AP1000", confidence=0.95, event_id="k-1")
+    again = plate_event(client, api["entry"], api["key"], plate="AP1000", confidence=0.95, event_id="k-1")
     assert again.status_code == 200 and again.get_json() == first.get_json()
-    other = _post(client, api["entry"], api["key"], plate="AP2000", confidence=0.95, event_id="k-1")
+    other = plate_event(client, api["entry"], api["key"], plate="AP2000", confidence=0.95, event_id="k-1")
     body = other.get_json()
     assert other.status_code == 409 and body["decision"] == "attendant" and body["reason"] == "event_id_reused"
     assert body["error"]["code"] == "event_id_reused" and body["plate"] == "AP2000"
@@ -590,13 +582,13 @@ def test_a_frame_event_under_a_used_id_with_another_photo_is_refused(client, api
 
 
 def test_a_controller_reports_passages(client, api):
-    opened = _post(client, api["entry"], api["key"], plate="PA5000", confidence=0.95).get_json()
+    opened = plate_event(client, api["entry"], api["key"], plate="PA5000", confidence=0.95).get_json()
     url = f"/api/v1/lanes/{api['entry']}/passages"
     headers = {"Authorization": f"Bearer {api['key']}"}
     r = client.post(url, json={"decision_id": opened["decision_id"]}, headers=headers)
     assert r.status_code == 201 and r.get_json()["recorded"] is True
     assert client.post(url, json={"decision_id": opened["decision_id"]}, headers=headers).status_code == 200
-    again = _post(client, api["entry"], api["key"], plate="PA5000", confidence=0.95).get_json()
+    again = plate_event(client, api["entry"], api["key"], plate="PA5000", confidence=0.95).get_json()
     assert again["decision"] == "deny" and again["reason"] == "already_inside"
     for bad in ({"decision_id": True}, {"decision_id": "1"}, {}, {"decision_id": 999999}):
         r = client.post(url, json=bad, headers=headers)
@@ -622,26 +614,26 @@ def test_every_error_of_a_lane_endpoint_carries_a_decision(client, api, app):
     _lane_error(client.post(url, data='{"plate": "AB123", "x": ' + deep + "}", headers={
         **headers, "Content-Type": "application/json"}), 400)
     for when in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-13-01T00:00:00Z", "x" * 5000):
-        _lane_error(_post(client, api["entry"], api["key"], plate="AB123", confidence=0.9, captured_at=when), 422)
+        _lane_error(plate_event(client, api["entry"], api["key"], plate="AB123", confidence=0.9, captured_at=when), 422)
     _lane_error(client.post(url, data="{", headers={**headers, "Content-Type": "application/json"}), 400)
-    _lane_error(_post(client, "NO-SUCH-LANE", api["key"], plate="AB123", confidence=0.9), 404)
-    _lane_error(_post(client, api["entry"], "pl_000000000000_wrong", plate="AB123", confidence=0.9), 401)
+    _lane_error(plate_event(client, "NO-SUCH-LANE", api["key"], plate="AB123", confidence=0.9), 404)
+    _lane_error(plate_event(client, api["entry"], "pl_000000000000_wrong", plate="AB123", confidence=0.9), 401)
 
 
 def test_a_refused_plate_is_not_echoed_back_in_full(client, api):
-    body = _lane_error(_post(client, api["entry"], api["key"], plate="X" * 1_000_000, confidence=0.9), 422)
+    body = _lane_error(plate_event(client, api["entry"], api["key"], plate="X" * 1_000_000, confidence=0.9), 422)
     assert len(body["error"]["message"]) < 200
 
 
 @pytest.mark.parametrize("plate", ["STRAßE1", "ıSTANB1", "ſ12345", "ﬁ12345", "ＡＢ123", "AB12３", "ÄB123", "AB\u0130"])
 def test_plates_are_ascii_only(client, api, plate):
-    body = _lane_error(_post(client, api["entry"], api["key"], plate=plate, confidence=0.95), 422)
+    body = _lane_error(plate_event(client, api["entry"], api["key"], plate=plate, confidence=0.95), 422)
     assert "illegal characters" in body["error"]["message"]
 
 
 @pytest.mark.parametrize("confidence", [True, False, None, "high", [0.9], {"v": 0.9}, 1.5, -0.1])
 def test_confidence_must_be_a_number(client, api, confidence):
-    _lane_error(_post(client, api["entry"], api["key"], plate="AB123", confidence=confidence), 422)
+    _lane_error(plate_event(client, api["entry"], api["key"], plate="AB123", confidence=confidence), 422)
 
 
 def test_the_stay_page_shows_the_stop_and_refuses_a_confirmation(client, db, app):

@@ -238,7 +238,7 @@ def _alert_for(d: decide.Decision, stop: Optional[decide.StopHit], plate: str, l
 
 
 def process(session: Session, store: EvidenceStore, ev: LaneEvent, *,
-            replay_window_s: int = DEFAULT_REPLAY_WINDOW_S) -> Outcome:
+            replay_window_s: int = DEFAULT_REPLAY_WINDOW_S, check_prior: bool = True) -> Outcome:
     """Record one lane event and decide. Flushes only; the caller commits, then replies.
 
     An event id binds the request sent with it: the same request retried within
@@ -249,10 +249,12 @@ def process(session: Session, store: EvidenceStore, ev: LaneEvent, *,
     No savepoints on this hot path: if a concurrent request wins a race (the same
     event id, or the same plate admitted at another lane in the same instant) the
     database raises IntegrityError. Roll back and call again: the second run replays
-    the stored reply or decides with the new facts (``process_with_retry``).
+    the stored reply or decides with the new facts (``process_with_retry``). That retry is
+    also how a used event id is found when ``check_prior`` is False (one query fewer for
+    the usual, new event).
     """
     retry_of: Optional[PlateRead] = None
-    if ev.event_id:
+    if ev.event_id and check_prior:
         prior = prior_event(session, ev.lane_id, ev.event_id)
         if prior is not None:
             verdict = prior.verdict(ev.request_digest, ev.received_at, replay_window_s)
@@ -467,9 +469,10 @@ def _record(session: Session, site: Site, lane: Lane, read: StoredRead, ev: Lane
 
 def process_with_retry(session: Session, store: EvidenceStore, ev: LaneEvent, *,
                        replay_window_s: int = DEFAULT_REPLAY_WINDOW_S) -> Outcome:
-    """``process`` and commit; on a lost race, roll back and run once more (see ``process``)."""
+    """``process`` and commit; on a lost race or a used event id, roll back and run once more,
+    looking for the event id's earlier use (see ``process``)."""
     try:
-        outcome = process(session, store, ev, replay_window_s=replay_window_s)
+        outcome = process(session, store, ev, replay_window_s=replay_window_s, check_prior=False)
         session.commit()
         return outcome
     except IntegrityError:
