@@ -21,6 +21,8 @@ CALLERS = ("anonymous",) + ROLES + DEVICE_STATES
 # endpoint -> (method, path, callers that get through auth, and a body for POSTs)
 API_ROUTES = {
     "api.lane_event": ("POST", "/api/v1/lanes/{lane}/events", {"device"}, {"plate": "AB123", "confidence": 0.9}),
+    # the lane's own controller reports a passage; decision 1 need not exist (a 404 is past auth)
+    "api.lane_passage": ("POST", "/api/v1/lanes/{lane}/passages", {"device"}, {"decision_id": 1}),
     # recognition only, nothing stored: any valid controller key, of any site
     "api.recognize_only": ("POST", "/api/v1/recognize", {"device", "device_other_site"}, None),
     "api.lane_get": ("GET", "/api/v1/lanes/{lane}", {"device", "attendant", "supervisor", "admin"}, None),
