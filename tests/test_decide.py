@@ -108,7 +108,7 @@ def test_failure_fails_closed():
 def test_emergency_entry_starts_a_stay_for_every_car_it_lets_in():
     rules = d.SiteRules(emergency=True)
     for facts in (d.EntryFacts("AB123", 0.9), d.EntryFacts("AB123", 0.1),
-                  d.EntryFacts("AB123", 0.9, hotlisted=True), d.EntryFacts("AB123", 0.9, site_full=True)):
+                  d.EntryFacts("AB123", 0.9, stop=HOTLISTED), d.EntryFacts("AB123", 0.9, site_full=True)):
         dec = d.decide_entry(facts, rules)
         assert dec.outcome == "open" and dec.open_stay, facts
     # a car already inside keeps its stay, and without a plate there is nothing to name the stay by
