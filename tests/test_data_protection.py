@@ -369,16 +369,19 @@ def test_export_cli_requires_who_asked(tmp_path, monkeypatch):
     assert r.exit_code == 1 and "not an empty folder" in r.output and "Traceback" not in r.output
 
 
-def test_a_retry_of_a_purged_event_still_gets_its_stored_reply(world, session):
-    """The reply kept for idempotent retries loses the plate, not its shape."""
+def test_a_purged_events_stored_reply_keeps_its_shape(world, session):
+    """The reply kept for idempotent retries loses the plate and ticket, not the fields a replay parses."""
     w = world
     ev = events.LaneEvent(lane_id=w["entry"].id, captured_at=T0, received_at=T0, event_id="ctl-7",
-                          reading=events.Reading(plate="QVXRETRY1", raw_text="QVXRETRY1", confidence=0.95))
+                          reading=events.Reading(plate="QVXRETRY", raw_text="QVXRETRY", confidence=0.95),
+                          request_digest=events.request_digest(w["entry"].id, plate="QVXRETRY"))
     first = events.process(session, w["store"], ev).reply
     session.commit()
-    lane_event(session, w, w["exit"], "QVXRETRY1", T0 + timedelta(minutes=20), 3, ticket=first.ticket)
+    lane_event(session, w, w["exit"], "QVXRETRY", T0 + timedelta(minutes=20), 3, ticket=first.ticket)
     retention.run(session, w["store"], days=90, now=T0 + timedelta(days=100), dry_run=False)
     session.commit()
-    again = events.process(session, w["store"], ev)
-    assert again.replayed and again.reply.decision == first.decision == "open"
-    assert again.reply.plate == "" and again.reply.ticket is None and again.reply.session_id == first.session_id
+    prior = events.prior_event(session, w["entry"].id, "ctl-7")
+    assert prior.read.request_digest is None and prior.read.plate == ""
+    stored = prior.stored_outcome().reply
+    assert stored.decision == first.decision == "open" and stored.session_id == first.session_id
+    assert stored.plate == "" and stored.ticket is None and stored.candidates == ()

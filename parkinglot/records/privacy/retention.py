@@ -3,7 +3,7 @@
 A stay and everything recorded about it are forgotten together, judged by when the stay
 ended (its exit, else its entry for a void or expired stay): older than ``days`` and not
 protected. Its reads (entry, exit, every read whose decision points at it) lose their plate,
-raw text, alternatives, ticket, box and photos; its decisions lose the plate, ticket and
+raw text, alternatives, ticket, box, request digest and photos; its decisions lose the plate, ticket and
 candidates from the reply sent to the lane; its alerts, disputes and payments lose the plate
 and ticket wherever they were written into text. Reads tied to no stay follow their own age.
 The stay keeps its times and money. So a long stay cannot lose its plate but keep its exit
@@ -245,7 +245,7 @@ def _purge_reads(session: Session, ids: list[int], touched: dict[str, set[int]])
     session.flush()
     session.execute(delete(ReadFrame).where(ReadFrame.read_id.in_(ids)))
     session.execute(update(PlateRead).where(PlateRead.id.in_(ids)).values(
-        plate="", raw_text="", candidates=[], box=None, ticket=None, evidence_sha256=None,
+        plate="", raw_text="", candidates=[], box=None, ticket=None, evidence_sha256=None, request_digest=None,
         no_plate_reason=PURGED).execution_options(synchronize_session=False))
     return values
 
