@@ -180,6 +180,20 @@ def test_another_sites_lane_is_forbidden(client, lanes, db):
     assert count(db, PlateRead) == 0
 
 
+def test_a_key_bound_to_a_lane_is_refused_on_another(client, lanes, db):
+    """Most controllers serve one lane: a key bound to it (``devices add --lane``) is refused elsewhere."""
+    with db.sessions() as s:
+        lane = sites.get_lane(s, lanes["entry"])
+        bound = sites.create_device(s, lane.site, "entry-only", lane=lane).key
+        s.commit()
+    r = plate_event(client, lanes["exit"], bound, event_id="b1")
+    assert r.status_code == 403 and r.get_json()["decision"] == "deny"
+    assert "bound to another lane" in r.get_json()["error"]["message"]
+    assert client.get(f"/api/v1/lanes/{lanes['exit']}", headers=auth(bound)).status_code == 403
+    assert count(db, PlateRead) == 0
+    assert plate_event(client, lanes["entry"], bound, event_id="b2").get_json()["decision"] == "open"
+
+
 def test_unknown_lane(client, lanes):
     r = plate_event(client, "NOPE", lanes["key"])
     assert r.status_code == 404 and r.get_json()["error"]["code"] == "not_found"

@@ -54,6 +54,10 @@ def test_users_and_devices(instance):
     assert key.startswith("pl_")
     unknown = CliRunner().invoke(main, ["devices", "add", "--site", "NOPE", "--name", "x"])
     assert unknown.exit_code != 0
+    bound = run("devices", "add", "--site", "DT", "--name", "Entry 1", "--lane", "DT-IN-1")
+    assert bound.exit_code == 0 and json.loads(bound.output)["lane"] == "DT-IN-1"
+    no_lane = run("devices", "add", "--site", "DT", "--name", "x", "--lane", "NOPE")
+    assert no_lane.exit_code != 0 and "unknown lane 'NOPE'" in no_lane.output
 
 
 def test_settings_layering(tmp_path):

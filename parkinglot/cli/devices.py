@@ -16,16 +16,25 @@ def devices() -> None:
 @devices.command("add")
 @click.option("--site", "site_code", required=True)
 @click.option("--name", required=True)
+@click.option("--lane", "lane_code", default=None,
+              help="Bind the key to this lane: it is refused (403) on every other lane.")
 @click.pass_obj
-def devices_add(obj: dict, site_code: str, name: str) -> None:
+def devices_add(obj: dict, site_code: str, name: str, lane_code: str | None) -> None:
     """Register a controller; prints its API key once (only its hash is stored)."""
     from ..db import transaction
+    from ..operator import operator_actor
     from ..records import sites
+    from ..records.errors import ParkingError
 
     ctx = ctx_of(obj)
-    with transaction(ctx.sessions) as session:
-        issued = sites.create_device(session, sites.get_site(session, site_code), name)
-        click.echo(json.dumps({"device_id": issued.device.id, "api_key": issued.key}))
+    try:
+        with transaction(ctx.sessions) as session:
+            site = sites.get_site(session, site_code)
+            lane = sites.get_lane(session, lane_code) if lane_code else None
+            issued = sites.create_device(session, site, name, lane=lane, actor=operator_actor())
+            click.echo(json.dumps({"device_id": issued.device.id, "api_key": issued.key, "lane": lane_code}))
+    except ParkingError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 @devices.command("revoke")

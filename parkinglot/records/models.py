@@ -174,7 +174,11 @@ class Lane(Base):
 
 
 class Device(Base):
-    """A lane controller. Its API key is stored only as a SHA-256 digest."""
+    """A lane controller. Its API key is stored only as a SHA-256 digest.
+
+    ``lane_id``: the one lane the key may act on (most controllers serve one lane);
+    NULL: every lane of its site.
+    """
 
     __tablename__ = "device"
 
@@ -183,10 +187,12 @@ class Device(Base):
     name: Mapped[str] = mapped_column(String(120))
     key_prefix: Mapped[str] = mapped_column(String(16), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64))
+    lane_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lane.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
     site: Mapped[Site] = relationship()
+    lane: Mapped[Optional[Lane]] = relationship()
 
 
 class Evidence(Base):

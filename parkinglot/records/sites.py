@@ -173,18 +173,42 @@ class IssuedKey:
 
 
 def create_device(session: Session, site: Site, name: str, *, key: Optional[str] = None,
-                  actor: audit.Actor = audit.SYSTEM) -> IssuedKey:
-    """Register a controller and return its key; only the key's hash is kept."""
+                  lane: Optional[Lane] = None, actor: audit.Actor = audit.SYSTEM) -> IssuedKey:
+    """Register a controller and return its key; only the key's hash is kept.
+
+    ``lane``: bind the key to that lane (it is refused on every other lane)."""
     key = key or f"pl_{secrets.token_hex(KEY_PREFIX_LEN // 2)}_{secrets.token_urlsafe(32)}"
     prefix = key_prefix(key)
     if prefix is None:
         raise InvalidInput("malformed API key")
-    device = Device(site_id=site.id, name=name, key_prefix=prefix, key_hash=hash_key(key))
+    _check_bindable(site, lane)
+    device = Device(site_id=site.id, name=name, key_prefix=prefix, key_hash=hash_key(key),
+                    lane_id=lane.id if lane is not None else None)
     session.add(device)
     session.flush()
-    audit.append(session, "device.created", "device", device.id, {"name": name, "key_prefix": prefix},
+    audit.append(session, "device.created", "device", device.id,
+                 {"name": name, "key_prefix": prefix, "lane": lane.code if lane is not None else None},
                  actor=actor, site_id=site.id)
     return IssuedKey(device, key)
+
+
+def _check_bindable(site: Site, lane: Optional[Lane]) -> None:
+    if lane is not None and lane.site_id != site.id:
+        raise InvalidInput(f"lane {lane.code!r} belongs to another site")
+
+
+def bind_device(session: Session, device: Device, lane: Optional[Lane], *,
+                actor: audit.Actor = audit.SYSTEM) -> bool:
+    """Bind ``device``'s key to ``lane`` (None: every lane of its site); False if nothing changed."""
+    new_id = lane.id if lane is not None else None
+    if device.lane_id == new_id:
+        return False
+    _check_bindable(device.site, lane)
+    device.lane_id = new_id
+    session.flush()
+    audit.append(session, "device.bound", "device", device.id,
+                 {"lane": lane.code if lane is not None else None}, actor=actor, site_id=device.site_id)
+    return True
 
 
 def key_prefix(key: str) -> Optional[str]:

@@ -79,6 +79,8 @@ def require_device() -> Device:
 def _check_lane(lane: Lane, device: Device) -> Lane:
     if lane.site_id != device.site_id:
         raise Forbidden("this device may only act on its own site's lanes")
+    if device.lane_id is not None and device.lane_id != lane.id:
+        raise Forbidden("this device key is bound to another lane")
     return lane
 
 

@@ -1,0 +1,30 @@
+"""device bound to a lane
+
+``device.lane_id``: a controller key may be bound to the one lane it serves (most
+controllers serve one lane); a bound key used on another lane is refused with 403.
+NULL keeps today's behaviour: the key acts on every lane of its site.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-02 07:00:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0006'
+down_revision = '0005'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('device') as batch:
+        batch.add_column(sa.Column('lane_id', sa.Integer(), nullable=True))
+        batch.create_foreign_key('fk_device_lane_id_lane', 'lane', ['lane_id'], ['id'])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('device') as batch:
+        batch.drop_constraint('fk_device_lane_id_lane', type_='foreignkey')
+        batch.drop_column('lane_id')
