@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import inspect, select, text
 
+from parkinglot import plates
 from parkinglot.barrier import events, lanes
 from parkinglot.billing import disputes, payments
 from parkinglot.cli import main
@@ -191,6 +192,10 @@ def test_retention_forgets_a_plate_everywhere(world, session):
     after = whole_database_text(session)
     leaks = occurrences(after, gone + tickets)
     assert leaks == [], leaks[:10]
+    # nor folded, as the look-alike indexes hold it (the stop lists' keys of ended entries included)
+    assert occurrences(before, [plates.fold(p) for p in ("QVXHOT8", "QVXLOCK7")])
+    folded_leaks = occurrences(after, [plates.fold(p) for p in gone])
+    assert folded_leaks == [], folded_leaks[:10]
     assert {n for _, n, _ in occurrences(after, kept)} == set(kept)  # protected and recent ones stay
     note = session.scalars(select(Shift.handover_note)).one()
     assert note == "[purged] and [purged] to watch; QVXNEW11 is a regular"
@@ -385,3 +390,53 @@ def test_a_purged_events_stored_reply_keeps_its_shape(world, session):
     stored = prior.stored_outcome().reply
     assert stored.decision == first.decision == "open" and stored.session_id == first.session_id
     assert stored.plate == "" and stored.ticket is None and stored.candidates == ()
+
+
+# --- the confirmed look-alike read is the stay's exit read -----------------------------------------
+
+def confirmed_lookalike(session, w, *, wait_minutes: int):
+    """QVXCAR1 is inside; at the exit it is read as QVXCAR7 and held; an attendant confirms the match
+    ``wait_minutes`` after the read (a queue, a walk to the barrier)."""
+    r = visit(session, w, "QVXCAR1", utcnow() - timedelta(hours=2), seed=8, leave=False)
+    held = lane_event(session, w, w["exit"], "QVXCAR7", utcnow() - timedelta(minutes=wait_minutes), 88)
+    assert held.decision == "attendant" and "QVXCAR1" in held.candidates
+    lanes.confirm_match(session, w["exit"], w["user"], r[0].session_id, "the driver's papers match")
+    session.commit()
+    return session.get(ParkingSession, r[0].session_id), held
+
+
+def test_confirming_a_look_alike_links_the_held_read_as_the_exit(world, session, tmp_path):
+    """The link is recorded when the attendant confirms, not guessed later from times: an export made
+    any time afterwards includes the read (marked), and the look-alike plate's own export does not."""
+    stay, held = confirmed_lookalike(session, world, wait_minutes=20)
+    assert stay.exit_read_id == held.read_id
+    write_folder(session, world["store"], "QVXCAR1", tmp_path / "me", requested_by="keeper", operator="t")
+    data = json.loads((tmp_path / "me" / "records.json").read_text())
+    linked = [x for x in data["reads"] if x.get("linked_by") == LINKED]
+    assert [x["id"] for x in linked] == [held.read_id] and len(data["photos"]) == 2
+    # the keeper of QVXCAR7 gets no photo of QVXCAR1's car: an attendant confirmed it was not theirs
+    write_folder(session, world["store"], "QVXCAR7", tmp_path / "lookalike", requested_by="keeper", operator="t")
+    other = json.loads((tmp_path / "lookalike" / "records.json").read_text())
+    assert other["reads"] == [] and other["photos"] == []
+
+
+def test_a_kept_stay_keeps_its_confirmed_exit_read(world, session):
+    """Stays and their reads are purged on the same basis: a disputed stay keeps the look-alike read
+    (and photo) that closed it, and loses it with the stay once the dispute is settled."""
+    w = world
+    stay, held = confirmed_lookalike(session, w, wait_minutes=3)
+    dispute = disputes.open_dispute(session, stay, user_id=w["user"].id, reason="that was not my car leaving")
+    session.commit()
+    now = utcnow() + timedelta(days=100)
+    retention.run(session, w["store"], days=90, now=now, dry_run=False)
+    session.commit()
+    read = session.get(PlateRead, held.read_id)
+    assert read.plate == "QVXCAR7" and read.evidence_sha256
+    assert w["store"].path_for(read.evidence_sha256, "image/jpeg").exists()
+    disputes.resolve_dispute(session, dispute, user_id=w["user"].id, outcome="uphold", note="photos match")
+    session.commit()
+    again = retention.run(session, w["store"], days=90, now=now, dry_run=False)
+    session.commit()
+    session.expire_all()  # retention writes with bulk UPDATEs
+    assert (again.reads, again.stays) == (2, 1)
+    assert session.get(PlateRead, held.read_id).plate == "" and session.get(ParkingSession, stay.id).plate == ""

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..records import audit, stays
+from ..records import audit, matching, stays
 from ..records.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..records.models import BarrierCommand, Decision, Lane, LanePassage, PlateRead, Shift, Site, User
 from ..records.types import utcnow
@@ -103,8 +103,10 @@ def confirm_match(session: Session, lane: Lane, user: User, stay_id: int, reason
         alerts.raise_alert(session, site_id=lane.site_id, kind="stop_override", plate=stay.plate, lane_id=lane.id,
                            session_id=stay.id, message=f"{user.display_name or user.username} released {what} "
                                                        f"at {lane.name}: {reason}")
-    stays.close_stay(session, stay, exited_at=utcnow(), exit_lane_id=lane.id, reason="attendant_confirmed",
-                     actor=audit.Actor.user(user.id))
+    at = utcnow()
+    held = matching.held_read_for(session, stay, lane.id, at)  # the read at the barrier, under a look-alike
+    stays.close_stay(session, stay, exited_at=at, exit_lane_id=lane.id, exit_read_id=held.id if held else None,
+                     reason="attendant_confirmed", actor=audit.Actor.user(user.id))
     audit.append(session, "stay.match_confirmed", "stay", stay.id, {"reason": reason, "user": user.username,
                  "lane": lane.code, "plate": stay.plate}, actor=audit.Actor.user(user.id), site_id=lane.site_id)
     # the stay id, not its plate: this reason goes into the (immutable) audit trail

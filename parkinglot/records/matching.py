@@ -10,6 +10,7 @@ This module only reads; callers act.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal, Optional, Sequence
 
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from .. import plates
 from ..barrier.decide import StopHit
 from . import lookup, stays, vehicles
-from .models import ParkingSession
+from .models import Decision, ParkingSession, PlateRead
 
 Outcome = Literal["paired", "needs_attendant", "refused"]
 
@@ -104,3 +105,28 @@ def match_exit(
         return ExitMatch("needs_attendant", "stay_expired", expired,
                          (Candidate(expired.id, expired.plate, 0.0),))
     return _refuse("no_entry", "no_entry")
+
+
+CONFIRM_WINDOW = timedelta(hours=1)  # no car waits longer at a barrier for an attendant
+
+
+def held_read_for(session: Session, stay: ParkingSession, lane_id: int, at: datetime) -> Optional[PlateRead]:
+    """The read an attendant confirms as ``stay``'s exit at ``at``: the latest read on the lane,
+    held for an attendant within ``CONFIRM_WINDOW``, whose decision names the stay (its session,
+    or its plate among the look-alike candidates) and that closed no other stay.
+
+    Recorded as the stay's exit read, it ties the look-alike read to the stay: a data-subject
+    export includes it, and retention keeps or forgets it together with the stay.
+    """
+    since = max(stay.entered_at, at - CONFIRM_WINDOW)
+    taken = select(ParkingSession.id).where(ParkingSession.exit_read_id == PlateRead.id,
+                                            ParkingSession.id != stay.id).exists()
+    rows = session.execute(
+        select(PlateRead, Decision).join(Decision, Decision.read_id == PlateRead.id)
+        .where(PlateRead.lane_id == lane_id, PlateRead.plate != "", PlateRead.received_at >= since,
+               PlateRead.received_at <= at, Decision.outcome == "attendant", ~taken)
+        .order_by(PlateRead.received_at.desc(), PlateRead.id.desc()).limit(50)).all()
+    for read, decision in rows:
+        if decision.session_id == stay.id or stay.plate in ((decision.response or {}).get("candidates") or ()):
+            return read
+    return None

@@ -2,19 +2,22 @@
 
 A stay and everything recorded about it are forgotten together, judged by when the stay
 ended (its exit, else its entry for a void or expired stay): older than ``days`` and not
-protected. Its reads (entry, exit, every read whose decision points at it) lose their plate,
-raw text, alternatives, ticket, box, request digest and photos; its decisions lose the plate, ticket and
-candidates from the reply sent to the lane; its alerts, disputes and payments lose the plate
-and ticket wherever they were written into text. Reads tied to no stay follow their own age.
-The stay keeps its times and money. So a long stay cannot lose its plate but keep its exit
-photo, and no decision row keeps a plate that the read lost.
+protected. Its reads (entry, exit, including a look-alike read an attendant confirmed as its
+exit, and every read whose decision points at it) lose their plate, raw text, alternatives,
+ticket, box, request digest and photos; its decisions lose the plate, ticket and candidates
+from the reply sent to the lane; its alerts, disputes and payments lose the plate and ticket
+wherever they were written into text. Reads tied to no stay follow their own age. The stay
+keeps its times and money. So a long stay cannot lose its plate but keep its exit photo, a
+disputed one keeps the photos it was judged on, and no decision row keeps a plate that the
+read lost.
 
 Protected, whatever their age: vehicles still inside, permit holders' stays, stays with an
 open dispute, an unpaid balance, or an alert that is unresolved or was resolved within the
 period. Credentials that ended before the period (visitor passes, released locks, removed
-hotlist entries) lose their plate too. Finally, a plate or ticket that no kept record uses
-any more is swept out of every other table's text (``scrub.sweep``). The audit trail is
-never touched: it holds only keyed digests (``audit.pseudonymise``), so it still verifies.
+hotlist entries) lose their plate too, and the stop lists' look-alike keys with it.
+Finally, a plate or ticket that no kept record uses any more is swept out of every other
+table's text (``scrub.sweep``). The audit trail is never touched: it holds only keyed digests
+(``audit.pseudonymise``), so it still verifies.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from .. import audit
 from ..errors import InvalidInput
 from ..evidence import EvidenceStore
 from ..models import (Alert, Decision, Dispute, Evidence, HotlistEntry, ParkingSession, Payment, PermitVehicle,
-                      PlateKey, PlateRead, ReadFrame, Site, VehicleLock, VisitorPass)
+                      PlateKey, PlateRead, ReadFrame, Site, StopKey, VehicleLock, VisitorPass)
 from ..types import utcnow
 from .scrub import Redactor, sweep
 
@@ -250,16 +253,27 @@ def _purge_reads(session: Session, ids: list[int], touched: dict[str, set[int]])
     return values
 
 
+_STOP_KEY_OF = {HotlistEntry: StopKey.hotlist_entry_id, VehicleLock: StopKey.vehicle_lock_id}
+
+
 def _purge_credentials(session: Session, model, cond) -> set[str]:
+    """Blank the plate (and scrub the notes) of ended credentials; drop their stop-list keys, which
+    are the plate folded (``plates.index_keys``) and are no use once the entry has ended."""
     values: set[str] = set()
+    ids = []
     for row in session.scalars(select(model).where(cond)):
         values.add(row.plate)
+        ids.append(row.id)
         redact = Redactor([row.plate])
         row.plate = ""
         for text_field in ("note", "reason"):
             if hasattr(row, text_field):
                 setattr(row, text_field, redact.text(getattr(row, text_field)) or "")
     session.flush()
+    key_of = _STOP_KEY_OF.get(model)
+    for i in range(0, len(ids), 500):
+        if key_of is not None:
+            session.execute(delete(StopKey).where(key_of.in_(ids[i:i + 500])))
     return values
 
 

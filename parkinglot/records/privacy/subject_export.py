@@ -17,22 +17,21 @@ import json
 import shutil
 import zipfile
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from ... import plates
-from .. import audit
+from .. import audit, matching
 from ..errors import InvalidInput
 from ..evidence import EvidenceStore
 from ..models import (Alert, Decision, Dispute, Evidence, HotlistEntry, ParkingSession, Payment, Permit,
                       PermitVehicle, PlateRead, ReadFrame, Site, VehicleLock, VisitorPass)
 
-CONFIRM_WINDOW = timedelta(minutes=15)  # a confirmed exit closes the stay within minutes of the held read
 LINKED = "attendant_confirmed_exit"
 
 
@@ -78,28 +77,29 @@ def _in_sites(column, site_ids: Optional[Sequence[int]], *, shared: bool = False
 
 
 def _lookalike_reads(session: Session, stays: Iterable[ParkingSession], plate: str) -> list[PlateRead]:
-    """Reads under another plate that an attendant confirmed as one of these stays' exits."""
+    """Reads under another plate that an attendant confirmed as one of these stays' exits.
+
+    ``confirm_match`` records the held read as the stay's exit read; for stays confirmed before
+    it did, the same rule (``matching.held_read_for``) finds it from the stay's exit time.
+    """
     out: dict[int, PlateRead] = {}
     for stay in stays:
         if stay.closed_reason != "attendant_confirmed" or stay.exit_lane_id is None or stay.exited_at is None:
             continue
         if stay.exit_read_id is not None:
             read = session.get(PlateRead, stay.exit_read_id)
-            if read is not None and read.plate != plate:
-                out[read.id] = read
-            continue
-        held = session.execute(
-            select(PlateRead, Decision).join(Decision, Decision.read_id == PlateRead.id)
-            .where(PlateRead.lane_id == stay.exit_lane_id, PlateRead.plate != plate,
-                   PlateRead.received_at <= stay.exited_at, PlateRead.received_at >= stay.exited_at - CONFIRM_WINDOW,
-                   Decision.outcome == "attendant")
-            .order_by(PlateRead.received_at.desc())).all()
-        for read, decision in held:
-            candidates = (decision.response or {}).get("candidates") or []
-            if decision.session_id == stay.id or plate in candidates:
-                out[read.id] = read
-                break  # the latest held read for this stay is the one the attendant confirmed
+        else:
+            read = matching.held_read_for(session, stay, stay.exit_lane_id, stay.exited_at)
+        if read is not None and read.plate and read.plate != plate:
+            out[read.id] = read
     return sorted(out.values(), key=lambda r: r.id)
+
+
+def _another_cars_exit():
+    """A read under this plate that an attendant confirmed as the exit of a stay of another plate:
+    the photo shows that other car, so it is that car's record, not this plate's."""
+    return exists().where(ParkingSession.exit_read_id == PlateRead.id, ParkingSession.plate != "",
+                          ParkingSession.plate != PlateRead.plate)
 
 
 def _decision(decision: Decision) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def collect(session: Session, plate: str, *, site_ids: Optional[Sequence[int]] =
         plate = plates.validate(plate)
     except plates.PlateError as exc:
         raise InvalidInput(str(exc)) from None
-    reads = list(session.scalars(select(PlateRead).where(PlateRead.plate == plate,
+    reads = list(session.scalars(select(PlateRead).where(PlateRead.plate == plate, ~_another_cars_exit(),
                                                          _in_sites(PlateRead.site_id, site_ids))
                                  .order_by(PlateRead.id)))
     stays = list(session.scalars(select(ParkingSession).where(ParkingSession.plate == plate,
