@@ -33,7 +33,7 @@ from sqlalchemy import select, text  # noqa: E402
 from benchmarks.common import scratch_postgres, summary, write_json  # noqa: E402
 from benchmarks.dataset import _bulk, build, random_plate  # noqa: E402
 from parkinglot.db import make_engine, make_session_factory  # noqa: E402
-from parkinglot.records import migrate, users  # noqa: E402
+from parkinglot.records import audit, migrate, users  # noqa: E402
 from parkinglot.records.models import (  # noqa: E402
     Alert, Decision, Dispute, HotlistEntry, ParkingSession, Permit, PermitVehicle, PlateRead, Shift, Site, VisitorPass,
 )
@@ -301,7 +301,7 @@ def run_backend(url: str, n_stays: int, n: int, instance: Path, saved: Path | No
         info, extra = json.loads(saved.with_suffix(".json").read_text()).values()
     else:
         migrate.upgrade(engine)
-        factory = make_session_factory(engine)
+        factory = make_session_factory(engine, info=audit.session_info(b"benchmark-audit-plate-key"))
         info = build(engine, factory, stays=n_stays, payments=n_stays)
         extra = history(engine, factory, info)
         if engine.dialect.name == "postgresql":

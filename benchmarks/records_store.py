@@ -23,7 +23,7 @@ from benchmarks.common import scratch_postgres, summary, time_calls, write_json 
 from benchmarks.dataset import build, random_plate, table_sizes  # noqa: E402
 from parkinglot import plates  # noqa: E402
 from parkinglot.db import make_engine, make_session_factory, read_only_engine  # noqa: E402
-from parkinglot.records import lookup, migrate, reads, stays  # noqa: E402
+from parkinglot.records import audit, lookup, migrate, reads, stays  # noqa: E402
 from parkinglot.records.models import Evidence, Lane  # noqa: E402
 from parkinglot.records.types import utcnow  # noqa: E402
 
@@ -44,7 +44,7 @@ def mutate(plate: str, rng: random.Random) -> str:
 def run_backend(url: str, n_stays: int, queries: int, entries: int) -> dict:
     engine = make_engine(url)
     migrate.upgrade(engine)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, info=audit.session_info(b"benchmark-audit-plate-key"))
     t0 = time.perf_counter()
     info = build(engine, factory, stays=n_stays)
     load_s = time.perf_counter() - t0

@@ -33,7 +33,7 @@ from benchmarks.common import scratch_postgres, summary, time_calls, write_json 
 from benchmarks.dataset import build, table_sizes  # noqa: E402
 from parkinglot.billing import reports  # noqa: E402
 from parkinglot.db import make_engine, make_session_factory, read_only_engine  # noqa: E402
-from parkinglot.records import migrate  # noqa: E402
+from parkinglot.records import audit, migrate  # noqa: E402
 from parkinglot.records.models import Payment, Site  # noqa: E402
 
 MONTH = (date(2025, 6, 1), date(2025, 6, 30))
@@ -43,7 +43,7 @@ ALL = (date(2024, 12, 31), date(2027, 1, 1))
 def run_backend(url: str, n_payments: int, n_stays: int, runs: int) -> dict:
     engine = make_engine(url)
     migrate.upgrade(engine)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, info=audit.session_info(b"benchmark-audit-plate-key"))
     t0 = time.perf_counter()
     info = build(engine, factory, stays=n_stays, payments=n_payments)
     load_s = time.perf_counter() - t0

@@ -25,6 +25,12 @@ class Context:
     read_sessions: sessionmaker[Session]
     evidence: EvidenceStore
 
+    def use_plate_key(self, key: str) -> None:
+        """Digest plates under ``key`` from now on (a restore installed the backup's key)."""
+        info = audit.session_info(key.encode())
+        self.sessions.configure(info=info)
+        self.read_sessions.configure(info=info)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -35,12 +41,12 @@ def build_context(
     if instance_path is None and overrides and overrides.get("INSTANCE_PATH"):
         instance_path = Path(overrides["INSTANCE_PATH"])  # else load_settings would put the default back
     settings = load_settings(instance_path, overrides)
-    audit.configure_plate_key(ensure_instance_secret(settings, "AUDIT_PLATE_KEY", "audit_plate_key").encode())
+    info = audit.session_info(ensure_instance_secret(settings, "AUDIT_PLATE_KEY", "audit_plate_key").encode())
     engine = make_engine(settings["DATABASE_URL"])
     return Context(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
-        read_sessions=make_session_factory(read_only_engine(engine)),
+        sessions=make_session_factory(engine, info=info),
+        read_sessions=make_session_factory(read_only_engine(engine), info=info),
         evidence=EvidenceStore(settings["EVIDENCE_DIR"]),
     )

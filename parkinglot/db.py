@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Mapping, Optional
 
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
@@ -92,9 +92,13 @@ def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000) 
     return create_engine(url, **kwargs)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded objects usable after commit (views render after it)."""
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+def make_session_factory(engine: Engine, *, info: Optional[Mapping[str, Any]] = None) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit (views render after it).
+
+    ``info`` is copied into every session's ``Session.info``: the instance's audit plate
+    key travels there (``audit.session_info``), so each instance digests under its own.
+    """
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True, info=dict(info or {}))
 
 
 def read_only_engine(engine: Engine) -> Engine:

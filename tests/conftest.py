@@ -22,12 +22,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from parkinglot.db import make_engine, make_session_factory
 from parkinglot.records import migrate
+from parkinglot.records import audit
 from parkinglot.records.audit import GENESIS_HASH
 from parkinglot.records.models import Base
 
 PG_ADMIN_URL = os.environ.get("PARKINGLOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = ["sqlite", "postgresql"]
+# the audit plate key of the tests' own sessions, and of the ``app`` fixture's, so that the
+# digests a test computes match the ones its app wrote
+TEST_PLATE_KEY = b"parkinglot-test-audit-plate-key"
+
+
+def keyed_sessions(engine: Engine) -> sessionmaker[Session]:
+    """A session factory as an instance has one: its sessions carry the tests' audit plate key."""
+    return make_session_factory(engine, info=audit.session_info(TEST_PLATE_KEY))
 
 
 @dataclass
@@ -124,13 +133,13 @@ def db(request, tmp_path) -> Iterator[Database]:
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         url = f"sqlite:///{path}"
         engine = make_engine(url)
-        yield Database("sqlite", url, engine, make_session_factory(engine))
+        yield Database("sqlite", url, engine, keyed_sessions(engine))
         engine.dispose()
     else:
         engine = request.getfixturevalue("pg_engine")
         _reset_pg(engine)
         url = request.getfixturevalue("pg_database")
-        yield Database("postgresql", url, engine, make_session_factory(engine))
+        yield Database("postgresql", url, engine, keyed_sessions(engine))
 
 
 @pytest.fixture
@@ -178,6 +187,7 @@ def app(db, tmp_path, fake_pipeline):
         "DATABASE_URL": db.url,
         "EVIDENCE_DIR": str(tmp_path / "evidence"),
         "SECRET_KEY": "test-secret",
+        "AUDIT_PLATE_KEY": TEST_PLATE_KEY.decode(),
         "TESTING": True,
         "LPR_PIPELINE": fake_pipeline,
     })

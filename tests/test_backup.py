@@ -336,7 +336,7 @@ def test_missing_key_is_refused_unless_ignored_or_carried(new_database, tmp_path
     src = source(tmp_path, new_database)
     ensure_secret_key(src.settings)  # as the web app does on first start
     plate = "KEYTEST1"
-    src_digest = audit.plate_digest(plate)  # under the source's key (the last context configured it)
+    src_digest = audit.plate_digest(plate, src.settings["AUDIT_PLATE_KEY"].encode())  # under the source's key
     backup(src, tmp_path / "plain")
     monkeypatch.setenv(backup_keys.PASSPHRASE_ENV, "correct horse battery staple")
     backup(src, tmp_path / "sealed", passphrase=backup_keys.read_passphrase(None))
@@ -362,7 +362,8 @@ def test_missing_key_is_refused_unless_ignored_or_carried(new_database, tmp_path
     key_file = tmp_path / "other" / "audit_plate_key"
     assert key_file.read_text().strip() == src.settings["AUDIT_PLATE_KEY"]
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert audit.plate_digest(plate) == src_digest
+    with other.sessions() as s:  # the restored instance's sessions digest under the key it was given
+        assert audit.plate_digest(plate, audit.plate_key(s)) == src_digest
 
     # or the operator accepts the mismatch explicitly, and the audit trail says so
     third = instance(tmp_path, "third", new_database("third", create=False))

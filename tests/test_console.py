@@ -805,9 +805,7 @@ def test_webhook_never_announces_a_rolled_back_alert(db, tmp_path, webhook):
     from .factories import make_site
 
     server, hook = webhook
-    from parkinglot.db import make_session_factory
-
-    factory = make_session_factory(db.engine)
+    factory = db.sessions
     notifier = WebhookNotifier(factory, f"http://127.0.0.1:{server.server_port}/", timeout_s=2, retry_delays_s=())
     watch_alerts(factory, notifier)
     with factory() as s:
@@ -825,7 +823,6 @@ def test_webhook_sweep_announces_alerts_a_dead_process_never_sent(db, webhook):
     """An alert committed just before the process died is found by the sweep and announced."""
     from datetime import timedelta
 
-    from parkinglot.db import make_session_factory
     from parkinglot.records import alerts
     from parkinglot.records.notify import WebhookNotifier
     from parkinglot.records.types import utcnow
@@ -833,7 +830,7 @@ def test_webhook_sweep_announces_alerts_a_dead_process_never_sent(db, webhook):
     from .factories import make_site
 
     server, hook = webhook
-    factory = make_session_factory(db.engine)
+    factory = db.sessions
     with factory() as s:
         site, _, _ = make_site(s, code="SW")
         lost = alerts.raise_alert(s, site_id=site.id, kind="hotlist", message="lost in a crash")

@@ -23,6 +23,7 @@ from parkinglot.records.privacy import retention
 from parkinglot.records.privacy.subject_export import LINKED, write_folder
 from parkinglot.records.types import utcnow
 
+from .conftest import TEST_PLATE_KEY as KEY
 from .factories import T0, make_site
 from .test_evidence import jpeg_bytes
 
@@ -56,16 +57,43 @@ def test_audit_trail_holds_no_plates(world, session):
     visit(session, world, "SECRET1", T0)
     texts = " ".join(e.data for e in session.scalars(select(AuditEvent)))
     assert "SECRET1" not in texts and "hmac:" in texts
-    assert audit.plate_digest("SECRET1") in texts  # an investigator with the key can still confirm
+    assert audit.plate_digest("SECRET1", audit.plate_key(session)) in texts  # the key's holder can still confirm
+
+
+def test_each_instance_digests_plates_under_its_own_key(db, tmp_path):
+    """Two instances in one process (two apps, a restore drill): building the second does not
+    change the key the first one's sessions digest under; a session with no key refuses to audit."""
+    from parkinglot.context import build_context
+    from parkinglot.db import make_session_factory
+
+    ctxs = [build_context({"INSTANCE_PATH": str(tmp_path / name), "DATABASE_URL": db.url,
+                           "EVIDENCE_DIR": str(tmp_path / name / "ev"), "AUDIT_PLATE_KEY": f"key-{name}"})
+            for name in ("a", "b")]
+    try:
+        for ctx, plate in zip(ctxs, ("QVXA1", "QVXB1")):
+            with ctx.sessions() as s:
+                audit.append(s, "test.keyed", "vehicle", plate, {"plate": plate})
+                s.commit()
+        with db.sessions() as s:
+            data = [json.loads(e.data) for e in s.scalars(select(AuditEvent).where(AuditEvent.action == "test.keyed")
+                                                          .order_by(AuditEvent.id))]
+        assert [d["plate"] for d in data] == [audit.plate_digest("QVXA1", b"key-a"), audit.plate_digest("QVXB1", b"key-b")]
+        assert audit.plate_digest("QVXA1", b"key-a") != audit.plate_digest("QVXA1", b"key-b")
+    finally:
+        for ctx in ctxs:
+            ctx.close()
+    with make_session_factory(db.engine)() as bare, pytest.raises(RuntimeError, match="no audit plate key"):
+        audit.append(bare, "test.keyed", "vehicle", "QVXC1", {"plate": "QVXC1"})
 
 
 def test_audit_digests_tickets_and_plates_written_into_text():
     data = audit.pseudonymise({"plate": "QVX123", "ticket": "ABCDEF012345",
-                               "message": "Hotlisted vehicle QVX123 at gate QVX1234", "nested": [{"note": "QVX123!"}]})
+                               "message": "Hotlisted vehicle QVX123 at gate QVX1234", "nested": [{"note": "QVX123!"}]},
+                              KEY)
     flat = json.dumps(data)
     assert "ABCDEF012345" not in flat and "QVX123 " not in flat and "QVX123!" not in flat
     assert "QVX1234" in flat  # another word that merely starts with the plate is left alone
-    assert data["message"] == f"Hotlisted vehicle {audit.plate_digest('QVX123')} at gate QVX1234"
+    assert data["message"] == f"Hotlisted vehicle {audit.plate_digest('QVX123', KEY)} at gate QVX1234"
 
 
 # --- the whole-database scan ---------------------------------------------------------------------
@@ -379,7 +407,8 @@ def test_a_purged_events_stored_reply_keeps_its_shape(world, session):
     w = world
     ev = events.LaneEvent(lane_id=w["entry"].id, captured_at=T0, received_at=T0, event_id="ctl-7",
                           reading=events.Reading(plate="QVXRETRY", raw_text="QVXRETRY", confidence=0.95),
-                          request_digest=events.request_digest(w["entry"].id, plate="QVXRETRY"))
+                          request_digest=events.request_digest(audit.plate_key(session), w["entry"].id,
+                                                               plate="QVXRETRY"))
     first = events.process(session, w["store"], ev).reply
     session.commit()
     lane_event(session, w, w["exit"], "QVXRETRY", T0 + timedelta(minutes=20), 3, ticket=first.ticket)

@@ -50,7 +50,7 @@ _ids = itertools.count(1)
 def send(session, w, lane, plate, received, *, captured=None, confidence=0.95, event_id=None, ticket=None,
          frames=(), digest_plate=None, window_s=events.DEFAULT_REPLAY_WINDOW_S):
     """One lane event: ``received`` is the server's clock, ``captured`` the controller's."""
-    digest = events.request_digest(lane.id, plate=plate if digest_plate is None else digest_plate,
+    digest = events.request_digest(audit.plate_key(session), lane.id, plate=plate if digest_plate is None else digest_plate,
                                    frames=[f.data for f in frames], ticket=ticket)
     ev = events.LaneEvent(lane_id=lane.id, captured_at=captured or received, received_at=received,
                           reading=events.Reading(plate=plate, raw_text=plate, confidence=confidence, source="camera"),

@@ -10,10 +10,11 @@ from sqlalchemy import func, select
 
 from parkinglot.billing import payments, reports, tariffs
 from parkinglot.cli import main
-from parkinglot.db import make_engine, make_session_factory
+from parkinglot.db import make_engine
 from parkinglot.records import migrate, revenue_rollup, stays, users
 from parkinglot.records.models import Payment, RevenueDay
 
+from .conftest import keyed_sessions
 from .factories import make_site
 
 NY = ZoneInfo("America/New_York")
@@ -152,7 +153,7 @@ def test_rebuild_gives_the_rows_kept_in_step(session, w):
 def test_migration_backfills_the_rollup_from_existing_payments(empty_database):
     engine = make_engine(empty_database)
     migrate.upgrade(engine)
-    factory = make_session_factory(engine)
+    factory = keyed_sessions(engine)
     with factory() as session:
         site, entry, exit_ = make_site(session, code="MG", timezone="Asia/Kolkata", currency="INR")
         s = stays.open_stay(session, site_id=site.id, plate="MG1", entered_at=datetime(2025, 1, 1, 18, tzinfo=UTC),

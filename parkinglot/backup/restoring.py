@@ -263,7 +263,7 @@ def _restore_into(ctx: Context, stage: Stage, steps: _Steps, backup_dir: Path, r
             if key_plan.install:
                 previous_keys = keys.install(ctx.settings, key_plan.install)
                 if "AUDIT_PLATE_KEY" in key_plan.install:
-                    audit.configure_plate_key(str(ctx.settings["AUDIT_PLATE_KEY"]).encode())
+                    ctx.use_plate_key(str(ctx.settings["AUDIT_PLATE_KEY"]))
         with steps("copy the evidence photos"):
             copy.run(manifest_mod.evidence_entries(recorded))
         with steps("record the restore in the audit trail"):
@@ -273,7 +273,7 @@ def _restore_into(ctx: Context, stage: Stage, steps: _Steps, backup_dir: Path, r
             copy.undo()
             if previous_keys:
                 keys.undo_install(ctx.settings, previous_keys)
-                audit.configure_plate_key(str(ctx.settings["AUDIT_PLATE_KEY"]).encode())
+                ctx.use_plate_key(str(ctx.settings["AUDIT_PLATE_KEY"]))
             ctx.engine.dispose()
             stage.undo_swap()
         except Exception as undo_exc:  # noqa: BLE001 - say so plainly: this is the one case needing a human

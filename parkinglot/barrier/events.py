@@ -74,12 +74,13 @@ class LaneEvent:
     request_digest: Optional[str] = None  # ``request_digest(...)`` of what the controller sent
 
 
-def request_digest(lane_id: int, *, plate: str = "", frames: Sequence[bytes] = (), ticket: Optional[str] = None
-                   ) -> str:
+def request_digest(key: bytes, lane_id: int, *, plate: str = "", frames: Sequence[bytes] = (),
+                   ticket: Optional[str] = None) -> str:
     """The fingerprint an event id is bound to: the lane, the plate a camera sent or the
-    SHA-256 of every frame, and the ticket. Keyed (HMAC), so it does not give the plate away."""
+    SHA-256 of every frame, and the ticket. Keyed (HMAC, the instance's audit plate key
+    ``audit.plate_key(session)``), so it does not give the plate away."""
     shas = ",".join(hashlib.sha256(data).hexdigest() for data in frames)
-    return audit.keyed_digest("lane-event", str(lane_id), plate, shas, ticket or "")
+    return audit.keyed_digest(key, "lane-event", str(lane_id), plate, shas, ticket or "")
 
 
 @dataclass(frozen=True)

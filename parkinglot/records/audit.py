@@ -36,27 +36,41 @@ def canonical_json(data: Mapping[str, Any] | None) -> str:
 # Tickets are digested too (a ticket leads back to its stay), and so is every other
 # occurrence of the event's own plates and tickets in its text (an alert's message, a
 # reason typed by an attendant): callers put the plate an event is about in its data.
-_plate_key: bytes = b"parkinglot-unconfigured-audit-key"
 PLATE_FIELDS = ("plate", "plates", "vehicles", "ticket")
+# The key travels with the sessions of one instance (``Session.info``), never in a module
+# global: two apps (or a restore that installs another key) in one process each digest
+# under their own key. ``session_info(key)`` is what a session factory is given.
+PLATE_KEY_INFO = "parkinglot_audit_plate_key"
 
 
-def configure_plate_key(key: bytes) -> None:
-    global _plate_key
-    _plate_key = key
+def session_info(key: bytes) -> dict[str, bytes]:
+    """The ``info`` a session factory needs so that its sessions digest plates under ``key``."""
+    if not key:
+        raise ValueError("the audit plate key must not be empty")
+    return {PLATE_KEY_INFO: bytes(key)}
 
 
-def plate_digest(plate: str) -> str:
+def plate_key(session: Session) -> bytes:
+    """The instance's audit plate key carried by ``session`` (set by ``build_context``)."""
+    key = session.info.get(PLATE_KEY_INFO)
+    if not key:
+        raise RuntimeError("this session carries no audit plate key: build its factory with "
+                           "make_session_factory(engine, info=audit.session_info(key)) (build_context does)")
+    return key
+
+
+def plate_digest(plate: str, key: bytes) -> str:
     """``hmac:<hex>`` digest of a plate under the instance's audit key ('' stays '')."""
     if not plate:
         return ""
-    return "hmac:" + hmac.new(_plate_key, plate.encode("utf-8"), hashlib.sha256).hexdigest()[:24]
+    return "hmac:" + hmac.new(key, plate.encode("utf-8"), hashlib.sha256).hexdigest()[:24]
 
 
-def keyed_digest(*parts: str) -> str:
+def keyed_digest(key: bytes, *parts: str) -> str:
     """HMAC-SHA256 (hex) of ``parts`` under the instance's audit key: a fingerprint of a
     request that holds a plate, which can be compared but not turned back into the plate."""
     message = "\x1f".join(parts).encode("utf-8")
-    return hmac.new(_plate_key, message, hashlib.sha256).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def _named_plates(data: Any, found: set[str]) -> set[str]:
@@ -77,8 +91,9 @@ def _named_plates(data: Any, found: set[str]) -> set[str]:
 class _TextScrubber:
     """Digests whole-word occurrences of the given plates in text; compiled only when one occurs."""
 
-    def __init__(self, named: set[str]) -> None:
+    def __init__(self, named: set[str], key: bytes) -> None:
         self.named = named
+        self.key = key
         self._pattern: Optional[re.Pattern[str]] = None
 
     def __call__(self, text: str) -> str:
@@ -87,15 +102,19 @@ class _TextScrubber:
         if self._pattern is None:
             alternatives = "|".join(map(re.escape, sorted(self.named, key=len, reverse=True)))
             self._pattern = re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
-        return self._pattern.sub(lambda m: plate_digest(m.group(0)), text)
+        return self._pattern.sub(lambda m: self.digest(m.group(0)), text)
+
+    def digest(self, plate: str) -> str:
+        return plate_digest(plate, self.key)
 
 
 def _pseudonymise(data: Any, scrub: _TextScrubber) -> Any:
+    digest = scrub.digest
     if isinstance(data, Mapping):
         out = {}
         for k, v in data.items():
             if k in PLATE_FIELDS:
-                out[k] = [plate_digest(x) for x in v] if isinstance(v, (list, tuple)) else plate_digest(v or "")
+                out[k] = [digest(x) for x in v] if isinstance(v, (list, tuple)) else digest(v or "")
             else:
                 out[k] = _pseudonymise(v, scrub)
         return out
@@ -106,10 +125,10 @@ def _pseudonymise(data: Any, scrub: _TextScrubber) -> Any:
     return data
 
 
-def pseudonymise(data: Any) -> Any:
+def pseudonymise(data: Any, key: bytes) -> Any:
     """Replace plate and ticket values (keys in PLATE_FIELDS, at any depth) by their digests,
     and every whole-word occurrence of those same values in the event's other strings."""
-    return _pseudonymise(data, _TextScrubber(_named_plates(data, set())))
+    return _pseudonymise(data, _TextScrubber(_named_plates(data, set()), key))
 
 
 def hash_middle(
@@ -209,7 +228,7 @@ def append(
         action=action,
         entity_type=entity_type,
         entity_id=None if entity_id is None else str(entity_id),
-        data=canonical_json(pseudonymise(data or {})),
+        data=canonical_json(pseudonymise(data or {}, plate_key(session))),
         transaction=session.get_nested_transaction() or session.get_transaction(),
     )
     session.info.setdefault(_PENDING, []).append(event)

@@ -24,7 +24,7 @@ from ..barrier.dispatch import Dispatcher
 from ..lpr import images
 from ..lpr.formats import REGIONS
 from ..lpr.pipeline import Pipeline, PlateResult
-from ..records import sites
+from ..records import audit, sites
 from ..records.errors import InvalidInput, ParkingError
 from ..records.models import Lane, Site
 from ..records.types import utcnow
@@ -244,8 +244,8 @@ def _lane_event(lane_code: str, received: datetime):
             raise ParkingError("this lane is disabled")
         site = read_db().get(Site, lane.site_id)
         req = parse_event_request(received)
-        digest = events.request_digest(lane.id, plate=req.plate or "", frames=[data for data, _ in req.frames],
-                                       ticket=req.ticket)
+        digest = events.request_digest(audit.plate_key(db()), lane.id, plate=req.plate or "",
+                                       frames=[data for data, _ in req.frames], ticket=req.ticket)
         window = int(current_app.config["EVENT_REPLAY_WINDOW_S"])
         if req.event_id and req.frames:
             # a retried frame event must not pay for recognition again; a plate-string event
