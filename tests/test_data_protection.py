@@ -469,3 +469,28 @@ def test_a_kept_stay_keeps_its_confirmed_exit_read(world, session):
     session.expire_all()  # retention writes with bulk UPDATEs
     assert (again.reads, again.stays) == (2, 1)
     assert session.get(PlateRead, held.read_id).plate == "" and session.get(ParkingSession, stay.id).plate == ""
+
+
+def test_the_sweep_covers_columns_added_later():
+    """Other changes keep adding tables and columns. The sweep takes every table of the ORM, and in
+    the tables retention redacts row by row (or that hold configuration) it leaves alone only the
+    columns reviewed when it was written: a ticket or registration column added to ``payment``
+    later, or a note added to ``device``, is swept without anyone remembering to list it. The
+    audit trail and its checkpoints are never touched (their hashes and signatures must verify)."""
+    from sqlalchemy import JSON as SAJSON, Column, ForeignKey, Integer, MetaData, String, Table, Text
+
+    from parkinglot.records.privacy.scrub import swept_columns
+
+    md = MetaData()
+    payment = Table("payment", md, Column("id", Integer, primary_key=True), Column("reason", Text),
+                    Column("ticket", String(64)), Column("vehicle_registration", String(16)),
+                    Column("method", String(16)), Column("session_id", Integer, ForeignKey("payment.id")))
+    device = Table("device", md, Column("id", Integer, primary_key=True), Column("name", String(120)),
+                   Column("revoke_reason", Text), Column("kind", String(16)))
+    new = Table("unpaid_balance", md, Column("id", Integer, primary_key=True), Column("reason", Text),
+                Column("extra", SAJSON), Column("currency", String(3)), Column("licence_plate_no", String(16)))
+    checkpoint = Table("audit_checkpoint", md, Column("seq", Integer, primary_key=True),
+                       Column("signature", String(128)))
+    names = {t.name: sorted(c.name for c, _ in swept_columns(t)) for t in (payment, device, new, checkpoint)}
+    assert names == {"payment": ["ticket", "vehicle_registration"], "device": ["revoke_reason"],
+                     "unpaid_balance": ["extra", "licence_plate_no", "reason"], "audit_checkpoint": []}

@@ -3,8 +3,9 @@
 Retention blanks the plate columns of the rows it purges by id (reads, stays, decisions,
 alerts). This module handles what is left: the same plate or ticket written into free
 text (an alert's message, a dispute's reason, a note) and JSON (a decision's reply), and,
-through ``sweep``, in every other table's text and JSON columns, including tables added
-later (it walks the ORM metadata, not a fixed list).
+through ``sweep``, in every other table's text and JSON columns, including tables and
+columns added later (it walks the ORM metadata and skips only the columns it was told about,
+not a fixed list of tables to visit).
 """
 from __future__ import annotations
 
@@ -19,14 +20,29 @@ from ..models import Base
 MIN_LEN = 3  # shorter values cannot be told apart from ordinary words in free text
 FREE_TEXT_MIN_LEN = 120  # String columns at least this long hold prose; shorter ones are codes and keys
 
-# Never swept: the immutable trail (digests only), bookkeeping, configuration without vehicles,
-# and the event tables that retention redacts row by row through their ids.
-NOT_SWEPT = frozenset({
-    "audit_event", "audit_head", "alembic_version",
-    "site", "zone", "lane", "device", "tariff_version", "site_holiday", "app_user", "user_site", "throttle",
-    "evidence", "revenue_day",
-    "plate_read", "read_frame", "decision", "parking_session", "plate_key", "barrier_command", "payment", "alert",
-})
+# Never swept: the immutable audit trail (digests only; its hashes and signatures must still verify)
+# and bookkeeping.
+NOT_SWEPT = frozenset({"audit_event", "audit_head", "audit_checkpoint", "alembic_version"})
+
+# Columns that could hold text but were reviewed and are left alone here: the event tables'
+# columns that retention redacts row by row through their ids, and configuration that names no
+# vehicle. Only these: a column added later, to one of these tables or in a new one, is swept
+# (``swept_columns``) without anyone having to remember this list.
+REVIEWED: dict[str, frozenset[str]] = {name: frozenset(cols) for name, cols in {
+    "plate_read": ("box", "candidates", "no_plate_reason", "plate", "ticket", "timings"),
+    "parking_session": ("plate", "ticket"),
+    "decision": ("message", "response"),
+    "alert": ("acknowledge_note", "message", "plate", "resolve_note"),
+    "payment": ("reason",),
+    "barrier_command": ("error",),
+    "app_user": ("display_name", "password_hash"),
+    "site": ("kpi_targets", "name", "plate_regions"),
+    "zone": ("name",), "lane": ("driver_config", "name"), "device": ("name",),
+    "site_holiday": ("name",), "tariff_version": ("name", "rules"),
+}.items()}
+
+# Short columns named for a vehicle's identity are swept like plates (codes and states are not).
+_PLATE_NAMES = ("plate", "ticket", "registration", "vrm", "licen", "vehicle")
 
 
 # JSON keys that hold a plate (or what the reader took for one) wherever they occur: emptied outright.
@@ -64,28 +80,32 @@ class Redactor:
         return value
 
 
-def _swept_columns(table: Table) -> list[tuple[Any, str]]:
-    """(column, kind) for the columns of ``table`` that can hold a plate: kind text|json|plate.
+def swept_columns(table: Table) -> list[tuple[Any, str]]:
+    """(column, kind) for the columns of ``table`` the sweep redacts: kind text|json|plate.
 
-    Free text (Text, long String) and JSON anywhere, and short columns named for a plate or
-    a ticket; other short columns are codes, states and keys, left alone.
+    Free text (Text, long String) and JSON anywhere, and short columns named for a plate, a
+    ticket or a registration; other short columns are codes, states and keys, left alone. Not
+    the audit trail (``NOT_SWEPT``), nor the columns in ``REVIEWED``.
     """
+    if table.name in NOT_SWEPT:
+        return []
+    reviewed = REVIEWED.get(table.name, frozenset())
     out = []
     for col in table.columns:
-        if col.primary_key or col.foreign_keys:
+        if col.primary_key or col.foreign_keys or col.name in reviewed:
             continue
         t = col.type
         if isinstance(t, JSON) or isinstance(getattr(t, "impl", None), JSON):
             out.append((col, "json"))
         elif isinstance(t, Text) or (isinstance(t, String) and (t.length or 10 ** 6) >= FREE_TEXT_MIN_LEN):
             out.append((col, "text"))
-        elif isinstance(t, String) and ("plate" in col.name or "ticket" in col.name):
+        elif isinstance(t, String) and any(word in col.name.lower() for word in _PLATE_NAMES):
             out.append((col, "plate"))
     return out
 
 
 def sweep(session: Session, values: Iterable[str], *, batch: int = 200) -> int:
-    """Redact ``values`` from the plate, text and JSON columns of every table not in NOT_SWEPT; rows changed.
+    """Redact ``values`` from the columns ``swept_columns`` names, in every table of the ORM; rows changed.
 
     A LIKE pre-filter (one column and ``batch`` values per query: SQLite limits an expression's
     depth) finds the candidate rows, the exact whole-word replacement happens here; plate
@@ -94,12 +114,10 @@ def sweep(session: Session, values: Iterable[str], *, batch: int = 200) -> int:
     values = sorted({v for v in values if v and len(v) >= MIN_LEN})
     changed: set[tuple[str, tuple]] = set()
     for table in Base.metadata.sorted_tables:
-        if table.name in NOT_SWEPT:
-            continue
         pk = list(table.primary_key.columns)
         if not pk:
             continue
-        for col, kind in _swept_columns(table):
+        for col, kind in swept_columns(table):
             probe = col.cast(Text) if kind == "json" else col
             for i in range(0, len(values), batch):
                 chunk = values[i:i + batch]
