@@ -42,6 +42,13 @@ DEFAULTS: dict[str, Any] = {
     "WARM_RECOGNIZER": True,
     "RETENTION_DAYS": 90,
     "AUDIT_PLATE_KEY": "",  # empty means a key generated once into <instance>/audit_plate_key
+    # Signed checkpoints of the audit trail (docs/reliability.md, "Threat model of the audit trail")
+    "AUDIT_SIGNING_KEY_FILE": "",  # empty means <instance>/audit_signing_key.pem (Ed25519, 0600, made on first use)
+    "AUDIT_CHECKPOINT_LOG": "",  # empty means <instance>/audit-checkpoints.log; keep it where the DBA cannot write
+    "AUDIT_CHECKPOINT_EVERY": 1000,  # events between automatic checkpoints
+    "AUDIT_CHECKPOINT_MINUTES": 60,  # or this long since the last one, at the next audited commit
+    "AUDIT_WITNESS_URL": "",  # optional webhook that receives every checkpoint (JSON POST)
+    "AUDIT_WITNESS_SYSLOG": "",  # optional syslog target: /dev/log or host:port (UDP)
 }
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
@@ -89,7 +96,32 @@ def load_settings(
         settings["DATABASE_URL"] = f"sqlite:///{instance / 'parkinglot.db'}"
     if not settings["EVIDENCE_DIR"]:
         settings["EVIDENCE_DIR"] = str(instance / "evidence")
+    if not settings["AUDIT_SIGNING_KEY_FILE"]:
+        settings["AUDIT_SIGNING_KEY_FILE"] = str(instance / "audit_signing_key.pem")
+    if not settings["AUDIT_CHECKPOINT_LOG"]:
+        settings["AUDIT_CHECKPOINT_LOG"] = str(instance / "audit-checkpoints.log")
     return settings
+
+
+def create_private_file(path: Path, content: bytes) -> None:
+    """Write ``content`` to a new file readable by the owner only (0600), complete before it appears.
+
+    Never replaces a file that exists: when two processes start at once, the first one's
+    key wins and both use it.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
 
 
 def ensure_instance_secret(settings: dict[str, Any], name: str, filename: str) -> str:
@@ -102,16 +134,7 @@ def ensure_instance_secret(settings: dict[str, Any], name: str, filename: str) -
     if not key_file.exists():
         import secrets
 
-        fd, tmp = tempfile.mkstemp(dir=instance, prefix=f".{filename}-")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-        os.chmod(tmp, 0o600)
-        try:
-            os.link(tmp, key_file)  # never replace a key another process created first
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
+        create_private_file(key_file, secrets.token_hex(32).encode("ascii"))
     settings[name] = key_file.read_text().strip()
     return settings[name]
 

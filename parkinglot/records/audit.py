@@ -18,10 +18,10 @@ from typing import Any, Mapping, Optional
 from sqlalchemy import bindparam, event, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from ..evidence.chain import GENESIS_HASH, event_hash, hash_middle  # noqa: F401 - re-exported
 from .models import AuditEvent, AuditHead
 from .types import utcnow
 
-GENESIS_HASH = "0" * 64
 
 
 def canonical_json(data: Mapping[str, Any] | None) -> str:
@@ -131,40 +131,6 @@ def pseudonymise(data: Any, key: bytes) -> Any:
     return _pseudonymise(data, _TextScrubber(_named_plates(data, set()), key))
 
 
-def hash_middle(
-    *,
-    at: datetime,
-    site_id: Optional[int],
-    actor_type: str,
-    actor_id: Optional[str],
-    action: str,
-    entity_type: str,
-    entity_id: Optional[str],
-    data: str,
-) -> str:
-    """The hashed text between an event's id and its predecessor's hash."""
-    return "\x1f".join([
-        at.isoformat(timespec="microseconds"),
-        "" if site_id is None else str(site_id),
-        actor_type,
-        actor_id or "",
-        action,
-        entity_type,
-        entity_id or "",
-        data,
-    ])
-
-
-def event_hash(*, id: int, prev_hash: str, **fields: Any) -> str:
-    """SHA-256 of ``id, at, site, actor, action, entity, data, prev_hash`` joined by U+001F.
-
-    PostgreSQL computes the same from ``hash_middle`` when it appends (``_chained_append``);
-    ``verify`` always recomputes it here.
-    """
-    payload = f"{id}\x1f{hash_middle(**fields)}\x1f{prev_hash}"
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
 @dataclass(frozen=True)
 class Actor:
     """Who did it: a user, a device, a rule engine, or the system itself."""
@@ -185,6 +151,9 @@ SYSTEM = Actor("system")
 
 
 _PENDING = "parkinglot_audit_pending"
+# The id of the last event this session's transaction wrote: the checkpoint hook
+# (``records.trail.checkpoints``) reads it after the commit, an integer compare per commit.
+WRITTEN = "parkinglot_audit_written"
 
 
 @dataclass
@@ -295,7 +264,8 @@ def write_pending(session: Session) -> int:
     if conn.dialect.name == "postgresql" and len(values) <= 8:  # the usual transaction: a lane event's few events
         params = {f"ev{i}_{k}": v for i, row in enumerate(values) for k, v in row.items()}
         params.update({f"mid{i}": hash_middle(**row) for i, row in enumerate(values)})
-        conn.execute(_chained_append(len(values), conn.dialect), params).one()
+        last_id, _ = conn.execute(_chained_append(len(values), conn.dialect), params).one()
+        session.info[WRITTEN] = last_id
         return len(values)
     last_id, last_hash = conn.execute(_LOCK_HEAD).one()
     rows = []
@@ -305,6 +275,7 @@ def write_pending(session: Session) -> int:
         rows.append({**row, "id": last_id, "prev_hash": prev_hash, "hash": last_hash})
     conn.execute(_INSERT_EVENTS, rows)  # every row has every key: one INSERT (executemany for several)
     conn.execute(_MOVE_HEAD, {"new_last_id": last_id, "new_last_hash": last_hash})
+    session.info[WRITTEN] = last_id
     return len(rows)
 
 

@@ -799,3 +799,21 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_id: Mapped[int] = mapped_column(BigInteger, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed statement of the audit chain's tip: ``count`` events, the last one ``last_id``
+    hashed ``head_hash``, at ``at``. Signed with the instance's Ed25519 key (kept outside the
+    database) and copied to a log outside it too, so a rewritten, truncated or emptied
+    trail contradicts it. Append-only like the trail (triggers in migration 0007)."""
+
+    __tablename__ = "audit_checkpoint"
+    __table_args__ = (CheckConstraint("last_id >= 0 AND count >= 0", name="nonneg"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[str] = mapped_column(String(40))  # the ISO text the signature covers
+    key_id: Mapped[str] = mapped_column(String(80))
+    signature: Mapped[str] = mapped_column(String(128))
