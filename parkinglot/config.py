@@ -54,13 +54,21 @@ DEFAULTS: dict[str, Any] = {
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 
 
-def _coerce(value: str, like: Any) -> Any:
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names it and says what was wrong."""
+
+
+def _coerce(value: str, like: Any, name: str = "") -> Any:
     if isinstance(like, bool):
         return value.strip().lower() in _BOOL_TRUE
-    if isinstance(like, int):
-        return int(value)
-    if isinstance(like, float):
-        return float(value)
+    try:
+        if isinstance(like, int):
+            return int(value)
+        if isinstance(like, float):
+            return float(value)
+    except ValueError:
+        kind = "a whole number" if isinstance(like, int) else "a number"
+        raise ConfigError(f"{name or 'a setting'} must be {kind}, not {value!r}") from None
     return value
 
 
@@ -88,7 +96,7 @@ def load_settings(
     for key, raw in environ.items():
         if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "INSTANCE_PATH":
             name = key[len(ENV_PREFIX):]
-            settings[name] = _coerce(raw, DEFAULTS.get(name, ""))
+            settings[name] = _coerce(raw, DEFAULTS.get(name, ""), key)
     if overrides:
         settings.update(overrides)
     settings["INSTANCE_PATH"] = str(instance)

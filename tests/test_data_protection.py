@@ -494,3 +494,24 @@ def test_the_sweep_covers_columns_added_later():
     names = {t.name: sorted(c.name for c, _ in swept_columns(t)) for t in (payment, device, new, checkpoint)}
     assert names == {"payment": ["ticket", "vehicle_registration"], "device": ["revoke_reason"],
                      "unpaid_balance": ["extra", "licence_plate_no", "reason"], "audit_checkpoint": []}
+
+
+def test_data_protection_commands_answer_with_sentences(tmp_path, monkeypatch):
+    """A database not upgraded yet, a server that cannot be reached, a setting that is not a number:
+    each answered with a sentence saying what to do, never a traceback (nor the password)."""
+    monkeypatch.setenv("PARKINGLOT_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.delenv("PARKINGLOT_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    commands = (["retention", "run"], ["export-plate", "AB123", str(tmp_path / "out"), "--requested-by", "keeper"])
+    for args in commands:  # a fresh instance, `db upgrade` forgotten
+        r = runner.invoke(main, args)
+        assert r.exit_code == 1 and "parkinglot db upgrade" in r.output, r.output
+        assert isinstance(r.exception, SystemExit) and "Traceback" not in r.output, r.output
+    unreachable = "postgresql://parkinglot:pw-s3cret-77@127.0.0.1:1/parkinglot"
+    for args in commands:
+        r = runner.invoke(main, ["--database-url", unreachable, *args])
+        assert r.exit_code == 1 and "cannot use the database" in r.output, r.output
+        assert "pw-s3cret-77" not in r.output and isinstance(r.exception, SystemExit), r.output
+    r = runner.invoke(main, ["retention", "run"], env={"PARKINGLOT_RETENTION_DAYS": "ninety"})
+    assert r.exit_code == 1 and "PARKINGLOT_RETENTION_DAYS" in r.output and "ninety" in r.output, r.output
+    assert isinstance(r.exception, SystemExit)

@@ -2,12 +2,40 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import click
 
+from ..context import Context
 from .root import ctx_of, main
+
+
+@contextmanager
+def database_errors(ctx: Context) -> Iterator[None]:
+    """A database that cannot be used, as a sentence: the driver's first line (password scrubbed),
+    and what to run when the schema is not this version's (``db upgrade`` forgotten)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..backup.pgtools import scrub
+    from ..records import migrate
+
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        url = make_url(ctx.settings["DATABASE_URL"])
+        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["unknown error"])[0]
+        hint = ""
+        try:
+            have, want = migrate.current_revision(ctx.engine), migrate.head_revision(ctx.engine)
+            if have != want:
+                hint = (f"; the database is at schema revision {have or 'none'}, this version needs {want}: "
+                        "run `parkinglot db upgrade` first")
+        except SQLAlchemyError:
+            pass
+        raise click.ClickException(f"cannot use the database: {scrub(first, url)}{hint}") from None
 
 
 @main.group()
@@ -29,7 +57,7 @@ def retention_run(obj: dict, days: Optional[int], apply_: bool) -> None:
     ctx = ctx_of(obj)
     try:
         period = retention_mod.check_days(days if days is not None else ctx.settings["RETENTION_DAYS"])
-        with transaction(ctx.sessions) as session:
+        with database_errors(ctx), transaction(ctx.sessions) as session:
             report = retention_mod.run(session, ctx.evidence, days=period, dry_run=not apply_)
     except ParkingError as exc:
         option = "--days" if days is not None else "the RETENTION_DAYS setting"
@@ -54,7 +82,7 @@ def export_plate(obj: dict, plate: str, out_dir: Path, requested_by: str, operat
     ctx = ctx_of(obj)
     who = operator or operator_name()
     try:
-        with transaction(ctx.sessions) as session:
+        with database_errors(ctx), transaction(ctx.sessions) as session:
             counts = write_folder(session, ctx.evidence, plate, out_dir, requested_by=requested_by, operator=who,
                                   actor=operator_actor(who))
     except ParkingError as exc:

@@ -5,13 +5,21 @@ from typing import Optional
 
 import click
 
+from ..config import ConfigError
 from ..context import Context, build_context
+
+
+def _build(overrides: Optional[dict] = None) -> Context:
+    try:
+        return build_context(overrides)
+    except ConfigError as exc:  # a mistyped environment variable is a sentence, not a traceback
+        raise click.ClickException(str(exc)) from None
 
 
 def ctx_of(obj: dict) -> Context:
     """The application context for a command (built on first use, so ``--help`` stays cheap)."""
     if "ctx" not in obj:
-        obj["ctx"] = build_context()
+        obj["ctx"] = _build()
     return obj["ctx"]
 
 
@@ -25,4 +33,4 @@ def main(click_ctx: click.Context, database_url: Optional[str]) -> None:
     obj = click_ctx.obj
     click_ctx.call_on_close(lambda: obj["ctx"].close() if "ctx" in obj else None)  # no pooled sessions left behind
     if database_url:
-        click_ctx.obj["ctx"] = build_context({"DATABASE_URL": database_url})
+        click_ctx.obj["ctx"] = _build({"DATABASE_URL": database_url})
