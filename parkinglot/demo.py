@@ -8,40 +8,36 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import cv2
 import numpy as np
 from sqlalchemy import select
 
 from .barrier import dispatch, events
-from .billing import fees, payments, tariffs
+from .billing import fees, payments
 from .context import Context
 from .db import transaction
-from .records import permits, sites, users, vehicles
+from .records import permits, users, vehicles
 from .records.models import Lane, Site
 from .records.types import utcnow
+from .sitefile import service as sitefile_service
 
-DEMO_TARIFF = {
-    "schema": 1,
-    "currency": "USD",
-    "rates": {
-        "day": {"label": "Daytime", "bands": [
-            {"from_min": 0, "to_min": 60, "step_min": 30, "price": "2.50"},
-            {"from_min": 60, "to_min": None, "step_min": 60, "price": "4.00"}]},
-        "night": {"label": "Night (capped)", "cap": "12.00",
-                  "bands": [{"from_min": 0, "to_min": None, "step_min": 60, "price": "2.00"}]},
-        "permit": {"label": "Permit holder", "bands": [{"from_min": 0, "to_min": None, "step_min": 60, "price": "0.50"}]},
-    },
-    "week": {"mon-sun,holiday": [{"from": "00:00", "to": "07:00", "rate": "night"},
-                                 {"from": "07:00", "to": "20:00", "rate": "day"},
-                                 {"from": "20:00", "to": "24:00", "rate": "night"}]},
-    "daily_cap": {"amount": "32.00", "day": "calendar", "change_at": "00:00"},
-    "free": {"minutes": 10, "mode": "threshold"},
-    "exit_grace_min": 15,
-    "leniency_min": 3,
-    "lost_ticket": "45.00",
-}
+if TYPE_CHECKING:
+    from .sitefile.spec import SiteFile
+
+DEMO_SITE_FILE = Path(__file__).resolve().parent / "examples" / "demo-site.yaml"
+
+
+def demo_site_file() -> "SiteFile":
+    """The demo site (settings, zones, lanes DT-IN-1/2 and DT-OUT-1/2, devices, tariff), from its site file."""
+    from .sitefile import spec
+
+    return spec.parse(DEMO_SITE_FILE.read_text(encoding="utf-8"), str(DEMO_SITE_FILE))
+
+
+# The demo tariff's rules (also used by the benchmarks).
+DEMO_TARIFF = dict(demo_site_file().tariff.rules)  # type: ignore[union-attr]
 
 ROLE_USERS = {"attendant": "Alex Attendant", "supervisor": "Sam Supervisor", "finance": "Fran Finance",
               "admin": "Ada Admin"}
@@ -113,26 +109,13 @@ def load_demo(ctx: Context, *, history: int = 300, if_empty: bool = False, seed:
     now = utcnow().replace(microsecond=0)
     lines: list[str] = []
     with transaction(ctx.sessions) as s:
-        site = sites.create_site(s, code="DT", name="Downtown Garage", timezone="America/New_York", currency="USD",
-                                 plate_region="us", capacity=400, issues_tickets=True, min_confidence=0.6,
-                                 duplicate_window_s=20, max_stay_hours=72, dispute_review_days=14,
-                                 kpi_targets={"read_rate": 0.95, "attendant_share": 0.05,
-                                              "ack_minutes": 5, "dispute_days": 7})
-        z1 = sites.create_zone(s, site, "L1", "Level 1", 200)
-        z2 = sites.create_zone(s, site, "L2", "Level 2", 200)
-        for code, name, direction, zone in (("DT-IN-1", "Main St entry", "entry", z1),
-                                            ("DT-IN-2", "2nd Ave entry", "entry", z2),
-                                            ("DT-OUT-1", "Main St exit", "exit", z1),
-                                            ("DT-OUT-2", "2nd Ave exit", "exit", z2)):
-            sites.create_lane(s, site, code=code, name=name, direction=direction, zone=zone)
-        tariffs.create_version(s, site, code="standard", name="Standard 2026", rules=DEMO_TARIFF,
-                               effective_from=now - timedelta(days=400), make_default=True)
+        applied = sitefile_service.apply(s, demo_site_file())
+        site = s.get(Site, applied.site_id)
         for role, name in ROLE_USERS.items():
             users.create_user(s, username=role, password=demo_password(role), role=role,
                               sites=[site] if role in ("attendant", "supervisor") else [], display_name=name)
             lines.append(f"  console login: {role} / {demo_password(role)}")
-        for i in (1, 2):
-            issued = sites.create_device(s, site, f"Lane controller {i}")
+        for i, issued in enumerate(applied.keys, start=1):
             lines.append(f"  device key (controller {i}): {issued.key}")
         permit_plates = []
         for n in range(1, 6):

@@ -65,3 +65,63 @@ def test_settings_layering(tmp_path):
     s = load_settings(tmp_path, {"REPORT_MAX_DAYS": 5}, environ={"PARKINGLOT_LPR_MAX_FRAMES": "3"})
     assert s["LPR_REGION"] == "eu" and s["REPORT_MAX_DAYS"] == 5 and s["LPR_MAX_FRAMES"] == 3
     assert s["DATABASE_URL"] == f"sqlite:///{tmp_path / 'parkinglot.db'}"
+
+
+SITE_FILE = """\
+site: {code: NB, name: North Block, timezone: Europe/Berlin, currency: EUR, plate_regions: [eu]}
+zones: [{code: P1, name: Deck 1}]
+lanes:
+  - {code: NB-IN, direction: entry, zone: P1}
+  - {code: NB-OUT, direction: exit, zone: P1}
+devices: [{name: Entry box, lane: NB-IN}]
+tariff:
+  code: std
+  rules:
+    rates: {hourly: {bands: [{from_min: 0, step_min: 60, price: "1.50"}]}}
+    week: {mon-sun: hourly}
+"""
+
+
+def test_site_apply_export_and_the_everyday_verbs(instance, tmp_path):
+    run("db", "upgrade")
+    path = tmp_path / "north.yaml"
+    path.write_text(SITE_FILE)
+    dry = run("site", "apply", str(path), "--dry-run")
+    assert dry.exit_code == 0 and "would change:" in dry.output and "pl_" not in dry.output
+    assert "no sites yet" in run("sites", "list").output
+    first = run("site", "apply", str(path))
+    assert first.exit_code == 0, first.output
+    assert "  site NB: created" in first.output and "  lane NB-OUT: created (exit)" in first.output
+    assert "Entry box (device 1, lane NB-IN): pl_" in first.output  # the key, shown once
+    assert run("site", "apply", str(path)).output == "no changes\n"
+    exported = tmp_path / "exported.yaml"
+    assert run("site", "export", "NB", "-o", str(exported)).exit_code == 0
+    assert "pl_" not in exported.read_text() and run("site", "apply", str(exported)).output == "no changes\n"
+    assert run("site", "export", "NB").output == exported.read_text()
+
+    path.write_text(SITE_FILE.replace("zone: P1}\n  - {code: NB-OUT", "zone: P1}\n  - {code: NB-IN"))
+    bad = run("site", "apply", str(path))
+    assert bad.exit_code == 1 and f"{path}:5: lanes[1].code: lane code 'NB-IN' is used twice" in bad.output
+    assert "Traceback" not in bad.output
+    assert "unknown site 'NOPE'" in run("site", "export", "NOPE").output
+
+    added = run("sites", "add", "SB", "--name", "South Block", "--timezone", "Europe/Berlin", "--currency", "EUR",
+                "--region", "eu", "--kind", "private")
+    assert added.exit_code == 0 and "visitors refuse" in added.output
+    again = run("sites", "add", "SB", "--name", "x", "--timezone", "UTC", "--currency", "EUR")
+    assert again.exit_code == 1 and "site SB already exists" in again.output
+    bad_tz = run("sites", "add", "TZ", "--name", "x", "--timezone", "Mars/Base", "--currency", "EUR")
+    assert bad_tz.exit_code == 1 and "unknown time zone 'Mars/Base'" in bad_tz.output
+    lane = run("lanes", "add", "SB-IN", "--site", "SB", "--direction", "entry")
+    assert lane.exit_code == 0 and "lane SB-IN (entry) added to site SB" in lane.output
+    taken = run("lanes", "add", "NB-IN", "--site", "SB", "--direction", "entry")
+    assert taken.exit_code == 1 and "lane code 'NB-IN' is already used" in taken.output
+    relay = run("lanes", "add", "SB-OUT", "--site", "SB", "--direction", "exit", "--driver", "http_relay")
+    assert relay.exit_code == 1 and "--relay-url" in relay.output
+    assert run("lanes", "disable", "SB-IN", "--reason", "camera replaced").output == "lane SB-IN disabled\n"
+    assert run("lanes", "disable", "SB-IN", "--reason", "again").output == "lane SB-IN was already disabled\n"
+    assert run("lanes", "enable", "SB-IN").output == "lane SB-IN enabled\n"
+    listed = run("sites", "list").output.splitlines()
+    assert listed[0].startswith("NB\tNorth Block\tEurope/Berlin\tEUR\tlanes 2/2\ttariff std")
+    assert listed[1].startswith("SB\tSouth Block") and "lanes 1/1\ttariff -" in listed[1]
+    assert "intact" in run("audit", "verify").output

@@ -1,7 +1,8 @@
 """The root ``parkinglot`` command group and the application context its commands share."""
 from __future__ import annotations
 
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import click
 
@@ -21,6 +22,17 @@ def ctx_of(obj: dict) -> Context:
     if "ctx" not in obj:
         obj["ctx"] = _build()
     return obj["ctx"]
+
+
+@contextmanager
+def clean_errors() -> Iterator[None]:
+    """A service's refusal (``ParkingError``) as a one-message error and exit status 1, never a traceback."""
+    from ..records.errors import ParkingError
+
+    try:
+        yield
+    except ParkingError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 @click.group()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -17,6 +18,16 @@ from . import audit
 from .errors import InvalidInput, NotFound
 from .models import DEFAULT_VISITORS, SITE_KINDS, VISITOR_POLICIES, Device, Lane, Site, Zone
 from .types import utcnow
+
+# Site, zone and lane codes: short, readable in URLs, logs and on the controller's screen.
+CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+
+
+def check_code(code: str, what: str) -> str:
+    if not isinstance(code, str) or not CODE.fullmatch(code):
+        raise InvalidInput(f"{code!r} is not a valid {what} code: use 1-32 letters, digits, '.', '_' or '-'")
+    return code
+
 
 def currency_exponent(code: str) -> int:
     """Minor-unit exponent of an ISO 4217 code (the tariff engine's table), or InvalidInput."""
@@ -94,6 +105,9 @@ def create_site(
     """Create a site. ``plate_region`` is shorthand for a one-region ``plate_regions``; without
     ``visitors`` the policy is the default of the site's ``kind`` (residential and private
     sites do not admit unknown vehicles)."""
+    check_code(code, "site")
+    if session.scalar(select(Site.id).where(Site.code == code)) is not None:
+        raise InvalidInput(f"site {code} already exists")
     check_timezone(timezone)
     currency_exponent(currency)
     if plate_region is not None and plate_regions is not None:
@@ -118,12 +132,13 @@ def create_site(
     return site
 
 
-def create_zone(session: Session, site: Site, code: str, name: str, capacity: Optional[int] = None) -> Zone:
+def create_zone(session: Session, site: Site, code: str, name: str, capacity: Optional[int] = None, *,
+                actor: audit.Actor = audit.SYSTEM) -> Zone:
     zone = Zone(site_id=site.id, code=code, name=name, capacity=capacity)
     session.add(zone)
     session.flush()
     audit.append(session, "zone.created", "zone", zone.id, {"code": code, "capacity": capacity},
-                 site_id=site.id)
+                 actor=actor, site_id=site.id)
     return zone
 
 
@@ -137,9 +152,16 @@ def create_lane(
     zone: Optional[Zone] = None,
     driver: str = "simulated",
     driver_config: Optional[dict] = None,
+    enabled: bool = True,
+    actor: audit.Actor = audit.SYSTEM,
 ) -> Lane:
+    check_code(code, "lane")
     if direction not in ("entry", "exit"):
         raise InvalidInput("lane direction must be 'entry' or 'exit'")
+    if session.scalar(select(Lane.id).where(Lane.code == code)) is not None:
+        raise InvalidInput(f"lane code {code!r} is already used (lane codes are unique across all sites)")
+    if zone is not None and zone.site_id != site.id:
+        raise InvalidInput(f"zone {zone.code!r} belongs to another site")
     lane = Lane(
         site_id=site.id,
         zone_id=zone.id if zone else None,
@@ -148,12 +170,33 @@ def create_lane(
         direction=direction,
         driver=driver,
         driver_config=driver_config or {},
+        enabled=enabled,
     )
     session.add(lane)
     session.flush()
-    audit.append(session, "lane.created", "lane", lane.id, {"code": code, "direction": direction},
-                 site_id=site.id)
+    audit.append(session, "lane.created", "lane", lane.id,
+                 {"code": code, "direction": direction, "zone": zone.code if zone else None, "driver": driver,
+                  "enabled": enabled}, actor=actor, site_id=site.id)
     return lane
+
+
+def set_lane_enabled(session: Session, lane: Lane, enabled: bool, *, reason: str = "",
+                     actor: audit.Actor = audit.SYSTEM) -> bool:
+    """Take a lane out of service (its events are refused, fail closed) or back; False if already so."""
+    if lane.enabled == enabled:
+        return False
+    lane.enabled = enabled
+    session.flush()
+    audit.append(session, "lane.enabled" if enabled else "lane.disabled", "lane", lane.id,
+                 {"code": lane.code, "reason": reason}, actor=actor, site_id=lane.site_id)
+    return True
+
+
+def get_zone(session: Session, site: Site, code: str) -> Zone:
+    zone = session.scalar(select(Zone).where(Zone.site_id == site.id, Zone.code == code))
+    if zone is None:
+        raise NotFound(f"site {site.code} has no zone {code!r}")
+    return zone
 
 
 # --- device keys -----------------------------------------------------------------

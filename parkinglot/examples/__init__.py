@@ -1,0 +1,1 @@
+"""Example files shipped with the package (the demo site file)."""
