@@ -483,7 +483,8 @@ def test_manual_open_needs_a_reason_and_is_tied_to_the_shift(as_role, world, db)
     r = client.post("/shift/start", data={"csrf_token": csrf(client), "site": world.site, "note": "morning"})
     assert r.status_code == 303
     r = client.post(f"/lanes/{world.entry}/open",
-                    data={"csrf_token": csrf(client), f"{world.entry}-reason": "ticket machine jammed"})
+                    data={"csrf_token": csrf(client), f"{world.entry}-reason": "ticket machine jammed",
+                          f"{world.entry}-no_vehicle": "y"})
     assert r.status_code == 303
     with db.sessions() as s:
         d = s.scalar(select(Decision).where(Decision.actor == "user"))
@@ -661,7 +662,8 @@ def test_overdue_dispute_is_flagged(as_role, world, db):
 def test_shift_log_and_kpis(as_role, world, db):
     att = as_role("attendant")
     att.post("/shift/start", data={"csrf_token": csrf(att), "site": world.site})
-    att.post(f"/lanes/{world.entry}/open", data={"csrf_token": csrf(att), f"{world.entry}-reason": "barrier stuck"})
+    att.post(f"/lanes/{world.entry}/open", data={"csrf_token": csrf(att), f"{world.entry}-reason": "barrier stuck",
+                                                   f"{world.entry}-no_vehicle": "y"})
     r = att.post("/shift/end", data={"csrf_token": csrf(att), "handover_note": ""})
     assert r.status_code == 422
     att.post("/shift/end", data={"csrf_token": csrf(att), "handover_note": "exit 2 camera dirty"})

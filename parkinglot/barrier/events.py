@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import plates
-from ..billing import fees
+from ..billing import balances, fees
 from ..lpr import formats
 from ..records import alerts, audit, entry_checks, evidence, lookup, matching, permits, reads, stays, vehicles, wallclock
 from ..records.evidence import EvidenceStore
@@ -422,6 +422,11 @@ def _exit(session: Session, site: Site, lane: Lane, read: StoredRead, ev: LaneEv
                              reason="emergency_exit" if d.reason == "emergency_mode" else "exit")
         except stays.AlreadyClosed:  # a racing exit read closed it first: this car is not released twice
             d = decide.Decision("attendant", "already_closed", decide.WAIT)
+        else:
+            if status is not None and status.due_minor > 0:  # only an evacuation lets a car out owing
+                balances.record_unpaid(session, site, m.session, due_minor=status.due_minor, cause="emergency_exit",
+                                       reason="emergency mode (evacuation): barrier opened without payment",
+                                       lane=lane, user=balances.emergency_approver(session, site))
     return _record(session, site, lane, read, ev, d, session_id=m.session.id if m.session else None,
                    fee_due_minor=fee_due if d.reason == "payment_required" else None,
                    candidates=tuple(c.plate for c in m.candidates), raised=_alert_for(d, m.stop, read.plate, lane))

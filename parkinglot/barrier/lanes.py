@@ -8,9 +8,12 @@ from typing import Any, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..records import audit, matching, stays
+from .. import plates
+from ..billing import balances, fees
+from ..records import audit, lookup, matching, stays, vehicles
 from ..records.errors import Conflict, Forbidden, InvalidInput, NotFound
-from ..records.models import BarrierCommand, Decision, Lane, LanePassage, PlateRead, Shift, Site, User
+from ..records.models import (BarrierCommand, Decision, Lane, LanePassage, ParkingSession, PlateRead, Shift, Site,
+                              UnpaidBalance, User)
 from ..records.types import utcnow
 
 MIN_REASON_LEN = 3
@@ -31,14 +34,17 @@ def open_shift_of(session: Session, user_id: int) -> Optional[Shift]:
 class ManualOpen:
     decision: Decision
     barrier_command_id: Optional[int]
+    stay: Optional[ParkingSession] = None  # the stay admitted or let out, if a car was named
+    unpaid: Optional[UnpaidBalance] = None  # what it left owing, if anything
 
 
 def manual_open(session: Session, lane: Lane, user: User, reason: str, *, session_id: Optional[int] = None,
-                plate: str = "") -> ManualOpen:
+                plate: str = "", no_vehicle: bool = False) -> ManualOpen:
     """Open a barrier by hand. Always recorded: who, why, on which shift, and the command sent.
 
     ``plate``: the vehicle it is for, if known; the audit trail keeps it (and any mention of it
-    in the reason) only as a digest."""
+    in the reason) only as a digest. ``no_vehicle``: the attendant said no car passes.
+    ``open_by_hand`` is the attendant's entry point: it accounts for the car first."""
     reason = _reason(reason)
     site = session.get(Site, lane.site_id)
     shift = open_shift_of(session, user.id)
@@ -58,9 +64,84 @@ def manual_open(session: Session, lane: Lane, user: User, reason: str, *, sessio
     audit.append(session, "lane.manual_open", "lane", lane.code,
                  {"decision_id": row.id, "reason": reason, "user": user.username,
                   "shift_id": shift.id if shift else None, "session_id": session_id,
-                  **({"plate": plate} if plate else {})},
+                  **({"plate": plate} if plate else {}), **({"no_vehicle": True} if no_vehicle else {})},
                  actor=audit.Actor.user(user.id), site_id=site.id)
     return ManualOpen(row, command_id)
+
+
+def _plate(text: str) -> str:
+    try:
+        return plates.validate(text)
+    except plates.PlateError as exc:
+        raise InvalidInput(f"plate: {exc}") from None
+
+
+def open_by_hand(session: Session, lane: Lane, user: User, reason: str, *, plate: str = "",
+                 no_vehicle: bool = False, read_id: Optional[int] = None) -> ManualOpen:
+    """An attendant opens a barrier: every car that passes is accounted for.
+
+    At an entry the car's ``plate`` is required and a stay is opened for it (``admit``), so it
+    can leave normally. At an exit a named ``plate`` closes that car's stay, its fee billed and
+    anything still due recorded as unpaid with the reason. ``no_vehicle`` is the one way to
+    open without naming a car (a barrier test, maintenance): said explicitly and audited.
+    """
+    reason = _reason(reason)
+    plate = (plate or "").strip()
+    if no_vehicle and plate:
+        raise InvalidInput("give either the plate of the car or 'no vehicle', not both")
+    if no_vehicle or (not plate and lane.direction == "exit"):
+        return manual_open(session, lane, user, reason, no_vehicle=no_vehicle)
+    if not plate:
+        raise InvalidInput("the plate of the car is required to open an entry by hand "
+                           "(or say that no vehicle passes)")
+    plate = _plate(plate)
+    if lane.direction == "entry":
+        stay = admit(session, lane, user, plate, reason, read_id=read_id)
+        opened = manual_open(session, lane, user, f"admitted stay {stay.id}: {reason}", session_id=stay.id,
+                             plate=plate)
+        return ManualOpen(opened.decision, opened.barrier_command_id, stay)
+    stay = lookup.open_stay_for(session, lane.site_id, plate)
+    if stay is None:
+        raise InvalidInput(f"{plate} has no open stay at this site: check the plate, or open without naming a car")
+    closed = balances.close_owing(session, stay, lane=lane, user=user, cause="manual_exit", reason=reason,
+                                  closed_reason="manual_exit", exit_read_id=read_id)
+    opened = manual_open(session, lane, user, f"let out stay {stay.id}: {reason}", session_id=stay.id, plate=plate)
+    return ManualOpen(opened.decision, opened.barrier_command_id, stay, closed.unpaid)
+
+
+def admit(session: Session, lane: Lane, user: User, plate: str, reason: str, *,
+          read_id: Optional[int] = None) -> ParkingSession:
+    """Open a stay for a car an attendant lets in (a held entry, a jammed ticket machine).
+
+    The stay is as a camera entry's: the tariff in force, a ticket if the site issues them,
+    and the lane's read when there is one (its photo is the entry evidence). A car already
+    inside, or one a stop list names, is refused.
+    """
+    if lane.direction != "entry":
+        raise InvalidInput(f"{lane.code} is an exit lane: a car is admitted at an entry")
+    reason = _reason(reason)
+    plate = _plate(plate)
+    site = session.get(Site, lane.site_id)
+    hits = vehicles.stop_hits(session, site.id, plate)
+    if hits:
+        raise StoppedVehicle("not admitted: " + "; ".join(vehicles.describe(h, plate) for h in hits))
+    read = session.get(PlateRead, read_id) if read_id else None
+    if read_id and (read is None or read.lane_id != lane.id):
+        raise InvalidInput(f"read {read_id} was not taken at {lane.code}")
+    if read is not None and session.scalar(select(ParkingSession.id).where(
+            ParkingSession.entry_read_id == read.id)) is not None:
+        raise Conflict(f"the car of read {read.id} was admitted already")
+    now = utcnow()
+    tariff = fees.current_tariff(session, site, now)
+    stay = stays.open_stay(session, site_id=site.id, plate=plate, entered_at=now, entry_lane_id=lane.id,
+                           entry_read_id=read.id if read is not None else None, zone_id=lane.zone_id,
+                           ticket=stays.new_ticket() if site.issues_tickets else None,
+                           tariff_version_id=tariff.id if tariff else None, actor=audit.Actor.user(user.id))
+    audit.append(session, "stay.admitted", "stay", stay.id,
+                 {"plate": plate, "lane": lane.code, "reason": reason, "user": user.username,
+                  "read_id": read.id if read is not None else None},
+                 actor=audit.Actor.user(user.id), site_id=site.id)
+    return stay
 
 
 class StoppedVehicle(Conflict):
@@ -105,13 +186,14 @@ def confirm_match(session: Session, lane: Lane, user: User, stay_id: int, reason
                                                        f"at {lane.name}: {reason}")
     at = utcnow()
     held = matching.held_read_for(session, stay, lane.id, at)  # the read at the barrier, under a look-alike
-    stays.close_stay(session, stay, exited_at=at, exit_lane_id=lane.id, exit_read_id=held.id if held else None,
-                     reason="attendant_confirmed", actor=audit.Actor.user(user.id))
+    closed = balances.close_owing(session, stay, lane=lane, user=user, cause="confirm_match", reason=reason,
+                                  closed_reason="attendant_confirmed", at=at, exit_read_id=held.id if held else None)
     audit.append(session, "stay.match_confirmed", "stay", stay.id, {"reason": reason, "user": user.username,
                  "lane": lane.code, "plate": stay.plate}, actor=audit.Actor.user(user.id), site_id=lane.site_id)
     # the stay id, not its plate: this reason goes into the (immutable) audit trail
-    return manual_open(session, lane, user, f"confirmed match for stay {stay.id}: {reason}", session_id=stay.id,
-                       plate=stay.plate)
+    opened = manual_open(session, lane, user, f"confirmed match for stay {stay.id}: {reason}", session_id=stay.id,
+                         plate=stay.plate)
+    return ManualOpen(opened.decision, opened.barrier_command_id, stay, closed.unpaid)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from sqlalchemy import and_, case, func, literal_column, select, text, union_all
 from sqlalchemy.orm import Session
 
 from ..records.errors import InvalidInput
-from ..records.models import Lane, ParkingSession, Payment, RevenueDay, Site, TariffVersion
+from ..records.models import Lane, ParkingSession, Payment, RevenueDay, Site, TariffVersion, UnpaidBalance, User
 from .tariff_model import currency_exponent
 
 GROUPINGS = ("day", "week", "month", "lane", "method", "tariff")
@@ -310,6 +310,64 @@ class Reconciliation:
     overpaid_stays: int
     collected: Totals
     top_open_balances: tuple[Balance, ...]
+    unpaid_exits: tuple["UnpaidExit", ...] = ()
+    written_off_minor: int = 0
+    written_off_stays: int = 0
+
+
+@dataclass(frozen=True)
+class UnpaidExit:
+    """A car let out owing money (``unpaid_balance``): who approved it and why, what is still
+    owed, and its write-off (who approved that, and why)."""
+
+    balance_id: int
+    session_id: int
+    plate: str
+    exited_at: datetime
+    cause: str
+    reason: str
+    owed_minor: int  # due when the car left
+    remaining_minor: int  # billed less everything paid, refunded or credited since
+    approved_by: Optional[str]  # None: the emergency mode, switched on by nobody known
+    written_off_minor: int
+    written_off_by: Optional[str]
+    write_off_reason: Optional[str]
+    written_off_at: Optional[datetime]
+
+    @property
+    def status(self) -> str:
+        if self.written_off_at is not None:
+            return "written off"
+        return "open" if self.remaining_minor > 0 else "settled"
+
+
+MAX_UNPAID_EXITS = 200
+
+
+def unpaid_exits(session: Session, p: Period, *, limit: int = MAX_UNPAID_EXITS) -> tuple[UnpaidExit, ...]:
+    """The cars that left owing money in ``p`` (newest first), each with its approver and write-off."""
+    s, u = ParkingSession, UnpaidBalance
+    approver, writer = User.__table__.alias("approver"), User.__table__.alias("writer")
+    settled = func.coalesce(select(func.sum(Payment.amount_minor)).where(Payment.session_id == s.id)
+                            .correlate(s).scalar_subquery(), 0)
+    written = func.coalesce(select(Payment.amount_minor).where(Payment.id == u.write_off_payment_id)
+                            .correlate(u).scalar_subquery(), 0)
+
+    def name(t: Any) -> Any:
+        return func.coalesce(func.nullif(t.c.display_name, ""), t.c.username)
+
+    rows = session.execute(
+        select(u.id, s.id, s.plate, s.exited_at, u.cause, u.reason, u.amount_minor,
+               func.coalesce(s.fee_minor, 0) - settled, name(approver), written, name(writer), u.write_off_reason,
+               u.written_off_at)
+        .join(s, s.id == u.session_id)
+        .outerjoin(approver, approver.c.id == u.approved_by)
+        .outerjoin(writer, writer.c.id == u.written_off_by)
+        .where(u.site_id == p.site.id, s.exited_at >= p.start, s.exited_at < p.end)
+        .order_by(s.exited_at.desc(), u.id.desc()).limit(limit)
+    ).all()
+    return tuple(UnpaidExit(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]), int(r[7]), r[8], int(r[9]),
+                            r[10], r[11], r[12]) for r in rows)
 
 
 def reconciliation(session: Session, p: Period, *, top: int = 10,
@@ -351,9 +409,11 @@ def reconciliation(session: Session, p: Period, *, top: int = 10,
     if collected is None:
         collected = _totals(session.execute(select(*_measures()).where(_in_range(p))).one())
     n, billed, credits, cash, open_sum, open_n, over_sum, over_n = (int(v or 0) for v in summary)
+    unpaid = unpaid_exits(session, p)
     return Reconciliation(
         n, billed, credits, cash, open_sum, open_n, over_sum, over_n, collected,
         tuple(Balance(int(i), pl, x, int(f), int(cr), int(ca)) for i, pl, x, f, cr, ca in top_rows),
+        unpaid, sum(x.written_off_minor for x in unpaid), sum(1 for x in unpaid if x.written_off_at is not None),
     )
 
 
@@ -462,6 +522,15 @@ class RevenueReport:
                     {"session_id": b.session_id, "plate": b.plate, "exited_at": _iso(b.exited_at),
                      "fee": self._m(b.fee_minor), "credits": self._m(b.credits_minor), "paid": self._m(b.cash_minor),
                      "balance": self._m(b.balance_minor)} for b in rc.top_open_balances],
+                "written_off": self._m(rc.written_off_minor), "written_off_stays": rc.written_off_stays,
+                "unpaid_exits": [
+                    {"session_id": x.session_id, "plate": x.plate, "exited_at": _iso(x.exited_at), "cause": x.cause,
+                     "reason": x.reason, "approved_by": x.approved_by, "owed": self._m(x.owed_minor),
+                     "remaining": self._m(x.remaining_minor), "status": x.status,
+                     "written_off": self._m(x.written_off_minor), "written_off_by": x.written_off_by,
+                     "write_off_reason": x.write_off_reason,
+                     "written_off_at": _iso(x.written_off_at) if x.written_off_at else None}
+                    for x in rc.unpaid_exits],
             }
         if self.occupancy is not None:
             oc = self.occupancy

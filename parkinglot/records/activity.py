@@ -25,6 +25,20 @@ class LaneSnapshot:
     photo: Optional[Evidence]
     alerts: tuple[Alert, ...] = ()  # raised by that read: a stop-list hit names the entry it matched
 
+    @property
+    def held(self) -> Optional[PlateRead]:
+        """The read of a car still waiting for an attendant: the lane's last read was not let
+        through (held or refused without a stay to pair) and nobody has acted since. At an
+        entry the attendant admits it (a stay is opened); at an exit they name its stay."""
+        d = self.read_decision
+        if d is None or self.last_read is None or d.outcome == "open" or d.reason == "event_id_reused":
+            return None
+        if self.last_decision is not None and self.last_decision.id != d.id:
+            return None  # a later decision (a manual open, another read) dealt with it
+        if self.lane.direction == "entry" and (d.outcome != "attendant" or d.session_id is not None):
+            return None  # refused by a rule, or already inside: nothing to admit
+        return self.last_read
+
 
 @dataclass(frozen=True)
 class FeedItem:

@@ -55,6 +55,11 @@ ALERT_KINDS = (
 )
 SITE_KINDS = ("public", "residential", "private")
 VISITOR_POLICIES = ("open", "attendant", "refuse")
+# What a visitor pass changes about the fee, during its window: nothing (the normal tariff),
+# everything (free), or the tariff's rate named "visitor".
+VISITOR_PASS_PRICING = ("tariff", "free", "visitor_rate")
+# Why a car left while its stay still owed money (``unpaid_balance.cause``).
+UNPAID_CAUSES = ("confirm_match", "manual_exit", "emergency_exit")
 # Who may enter without a credential when the operator does not say: residential and
 # private sites do not admit unknown vehicles (the founding story of the project).
 DEFAULT_VISITORS = {"public": "open", "residential": "attendant", "private": "refuse"}
@@ -89,6 +94,7 @@ class Site(Base):
         CheckConstraint("lapsed_credential_days >= 0", name="lapsed_credential_days"),
         CheckConstraint("free_format_min_confidence >= 0 AND free_format_min_confidence <= 1",
                         name="free_format_min_confidence"),
+        CheckConstraint(_in("visitor_pass_pricing", VISITOR_PASS_PRICING), name="visitor_pass_pricing"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -107,6 +113,8 @@ class Site(Base):
     # A read that fits only a region's free-form (vanity) pattern, not a regular serial,
     # needs at least this confidence to open on its own.
     free_format_min_confidence: Mapped[float] = mapped_column(Float, default=0.8)
+    # How a stay on a visitor pass is priced during the pass's window (VISITOR_PASS_PRICING).
+    visitor_pass_pricing: Mapped[str] = mapped_column(String(16), default="tariff")
     capacity: Mapped[Optional[int]] = mapped_column(Integer)
     anti_passback: Mapped[str] = mapped_column(String(16), default="deny")
     barrier_mode: Mapped[str] = mapped_column(String(8), default="both")
@@ -348,6 +356,7 @@ class VisitorPass(Base):
     created_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
     revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     revoked_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+    revoke_reason: Mapped[Optional[str]] = mapped_column(Text)
 
 
 class VehicleLock(Base):
@@ -632,6 +641,43 @@ class Payment(Base):
     reason: Mapped[Optional[str]] = mapped_column(Text)
     paid_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UnpaidBalance(Base):
+    """What a stay still owed when its car was let out, why, and who approved it.
+
+    Written when a person (or the site's emergency mode) opens the exit for a car whose
+    fee is not paid: a confirmed look-alike match, a manual exit, an evacuation. The stay's
+    ``fee_minor`` is billed as usual, so reconciliation sees the open balance; this row says
+    how it came about. A write-off is an ``adjustment`` payment (credited, with a reason)
+    and is noted here with who approved it. Never deleted.
+    """
+
+    __tablename__ = "unpaid_balance"
+    __table_args__ = (
+        UniqueConstraint("session_id"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint(_in("cause", UNPAID_CAUSES), name="cause"),
+        CheckConstraint("length(reason) > 0", name="reason_given"),
+        CheckConstraint("(written_off_at IS NULL) = (written_off_by IS NULL)"
+                        " AND (written_off_at IS NULL) = (write_off_payment_id IS NULL)", name="write_off_complete"),
+        Index("ix_unpaid_balance_site_time", "site_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    session_id: Mapped[int] = mapped_column(ForeignKey("parking_session.id"))
+    lane_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lane.id"))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)  # still due when the car left
+    currency: Mapped[str] = mapped_column(String(3))
+    cause: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    approved_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))  # None: emergency mode
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    written_off_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    written_off_by: Mapped[Optional[int]] = mapped_column(ForeignKey("app_user.id"))
+    write_off_reason: Mapped[Optional[str]] = mapped_column(Text)
+    write_off_payment_id: Mapped[Optional[int]] = mapped_column(ForeignKey("payment.id"))
 
 
 class RevenueDay(Base):

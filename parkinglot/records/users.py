@@ -88,6 +88,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "view_revenue": frozenset({"finance"}),
     "record_payment": frozenset({"attendant", "supervisor", "finance"}),
     "refund": frozenset({"supervisor", "finance"}),
+    "write_off": frozenset({"finance"}),  # give up on what a car left owing (reconciliation page)
     "manage_users": frozenset(),
     "subject_exports": frozenset({"supervisor"}),  # data-subject access requests (GDPR art. 15)
 }

@@ -354,16 +354,24 @@ def _json_body() -> dict[str, Any]:
 
 @bp.post("/lanes/<lane_code>/open")
 def lane_manual_open(lane_code: str):
-    """Open by hand (attendant or supervisor); the reason is mandatory and audited."""
+    """Open by hand (attendant or supervisor); the reason is mandatory and audited. ``plate``
+    names the car: at an entry it is required (the car is admitted, a stay opened), at an exit
+    its stay is closed and anything owed recorded as unpaid. ``no_vehicle: true`` opens for no car."""
     user = require_api_permission("operate_lanes")
     body = _json_body()
+    plate, no_vehicle = body.get("plate", ""), body.get("no_vehicle", False)
+    if not isinstance(plate, str) or not isinstance(no_vehicle, bool):
+        raise InvalidInput("'plate' must be a string and 'no_vehicle' true or false")
     lane = sites.get_lane(db(), lane_code)
     require_site_access(user, lane.site_id)
-    result = lanes.manual_open(db(), lane, user, str(body.get("reason", "")))
+    result = lanes.open_by_hand(db(), lane, user, str(body.get("reason", "")), plate=plate, no_vehicle=no_vehicle)
     db().commit()
     if result.barrier_command_id is not None:
         dispatcher().submit(result.barrier_command_id)
-    return jsonify(decision="open", reason="manual_open", decision_id=result.decision.id)
+    stay, unpaid = result.stay, result.unpaid
+    return jsonify(decision="open", reason="manual_open", decision_id=result.decision.id,
+                   session_id=stay.id if stay else None, ticket=stay.ticket if stay else None,
+                   unpaid=events.money(unpaid.amount_minor, unpaid.currency) if unpaid else None)
 
 
 @bp.post("/sites/<site_code>/emergency")

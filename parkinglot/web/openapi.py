@@ -223,12 +223,24 @@ SPEC: dict[str, Any] = {
         "/lanes/{lane}/open": {
             "post": {
                 "summary": "Open the barrier by hand (attendant); the reason is mandatory and audited",
+                "description": "Every car that passes is accounted for. At an entry lane `plate` is required: "
+                               "the car is admitted (a stay is opened, with a ticket if the site issues them). "
+                               "At an exit lane a `plate` closes that car's stay, its fee billed and anything "
+                               "still due recorded as an unpaid balance with the reason and the user's name. "
+                               "`no_vehicle: true` opens without naming a car (a barrier test), and says so.",
                 "security": USER,
                 "parameters": [{"name": "lane", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["reason"], "properties": {"reason": {"type": "string", "minLength": 3}}}}}},
-                "responses": {"200": {"description": "Opened"}, "401": _err("Not authenticated"),
-                              "403": _err("Not allowed"), "404": _err("Unknown lane"), "422": _err("No reason")},
+                    "type": "object", "required": ["reason"], "properties": {
+                        "reason": {"type": "string", "minLength": 3},
+                        "plate": {"type": "string", "maxLength": 20},
+                        "no_vehicle": {"type": "boolean"}}}}}},
+                "responses": {"200": {"description": "Opened; `session_id` is the stay admitted or let out, "
+                                                     "`unpaid` what it left owing"},
+                              "401": _err("Not authenticated"), "403": _err("Not allowed"),
+                              "404": _err("Unknown lane"),
+                              "409": _err("The car is already inside, was admitted already, or is on a stop list"),
+                              "422": _err("No reason; an entry without a plate; a plate with no open stay")},
             }
         },
         "/sites/{site}/emergency": {

@@ -27,7 +27,7 @@ API_ROUTES = {
     "api.recognize_only": ("POST", "/api/v1/recognize", {"device", "device_other_site"}, None),
     "api.lane_get": ("GET", "/api/v1/lanes/{lane}", {"device", "attendant", "supervisor", "admin"}, None),
     "api.lane_manual_open": ("POST", "/api/v1/lanes/{lane}/open", {"attendant", "supervisor", "admin"},
-                             {"reason": "matrix test"}),
+                             {"reason": "matrix test", "no_vehicle": True}),
     "api.site_emergency": ("POST", "/api/v1/sites/{site}/emergency", {"supervisor", "admin"},
                            {"active": False, "reason": "matrix test"}),
     "api.revenue_report": ("GET", "/api/v1/reports/revenue?site={site}&from=2026-01-01&to=2026-01-31",

@@ -69,6 +69,19 @@ class ReasonForm(ConsoleForm):
     reason = reason_field()
 
 
+class LaneOpenForm(ReasonForm):
+    """Open a barrier by hand: the car's plate (an entry admits it, an exit lets its stay out),
+    or, explicitly, no vehicle at all (a barrier test)."""
+
+    plate = StringField("Plate of the car", validators=[Opt(), Length(max=20)])
+    no_vehicle = BooleanField("No car passes (barrier test, maintenance)")
+    read_id = HiddenField()
+
+
+class WriteOffForm(ConsoleForm):
+    reason = reason_field("Why it is written off")
+
+
 class EmergencyForm(ConsoleForm):
     active = HiddenField(validators=[DataRequired()])
     reason = reason_field("Reason (recorded in the audit trail)")
@@ -107,6 +120,10 @@ class StaySearchForm(QueryForm):
     lane = SelectField("Lane", choices=options([("", "Any lane")]), default="", validate_choice=False)
     status = SelectField("Status", choices=options([("", "Any"), ("open", "Inside now"), ("closed", "Left"),
                                             ("expired", "Expired"), ("void", "Void")]), default="")
+
+
+class RevokeForm(ConsoleForm):
+    reason = reason_field("Why it is revoked")
 
 
 class ConfirmMatchForm(ConsoleForm):

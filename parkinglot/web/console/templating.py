@@ -24,6 +24,12 @@ ALERT_KINDS = {
     "driver_failure": "Barrier driver failure",
 }
 
+UNPAID_CAUSES = {
+    "confirm_match": "Confirmed match",
+    "manual_exit": "Manual exit",
+    "emergency_exit": "Emergency exit",
+}
+
 
 def audit_data(text: str) -> dict[str, Any]:
     """An audit event's canonical JSON as a mapping (shown as text, always escaped)."""
@@ -99,6 +105,7 @@ def init_app(app: Flask) -> None:
     env.filters["percent"] = formatting.percent
     env.globals["allowed"] = allowed
     env.globals["alert_kinds"] = ALERT_KINDS
+    env.globals["unpaid_causes"] = UNPAID_CAUSES
     env.filters["audit_data"] = audit_data
     env.filters["fromiso"] = from_iso
     env.globals["timedelta"] = timedelta

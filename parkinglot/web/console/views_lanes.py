@@ -1,4 +1,5 @@
-"""Lanes: open a barrier by hand (with a reason) and switch a site's emergency mode (with a confirmation step)."""
+"""Lanes: open a barrier by hand (with a reason and the car's plate: an entry admits the car, an exit
+lets its stay out) and switch a site's emergency mode (with a confirmation step)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -8,14 +9,15 @@ from sqlalchemy import select
 
 from ...barrier import lanes as lane_service
 from ...records import activity, shifts, sites as site_service
-from ...records.errors import ParkingError
+from ...barrier.events import money
+from ...records.errors import InvalidInput, ParkingError
 from ...records.models import Decision, Site, User
 from ...records.types import utcnow
 from ..api_lanes import dispatcher
 from ..auth import roles_required
 from ..transaction import db, read_db, rollback_only
 from . import bp
-from .forms import EmergencyForm, ReasonForm
+from .forms import EmergencyForm, LaneOpenForm
 from .scope import check_site, chosen_site, me, my_sites
 
 RECENT_MANUAL = timedelta(hours=24)
@@ -26,7 +28,10 @@ def _page(site, forms=None, emergency_form=None, status=200):
     lanes = activity.lane_snapshots(session, [site.id])
     forms = forms or {}
     for snap in lanes:
-        forms.setdefault(snap.lane.code, ReasonForm(prefix=snap.lane.code, formdata=None))
+        held = snap.held
+        forms.setdefault(snap.lane.code, LaneOpenForm(prefix=snap.lane.code, formdata=None,
+                                                      plate=held.plate if held else "",
+                                                      read_id=str(held.id) if held else ""))
     recent = session.execute(
         select(Decision, User).outerjoin(User, User.id == Decision.user_id)
         .where(Decision.site_id == site.id, Decision.created_at >= utcnow() - RECENT_MANUAL,
@@ -53,21 +58,42 @@ def lane_open(lane_code: str):
     lane = site_service.get_lane(session, lane_code)
     check_site(lane.site_id)
     site = chosen_site(lane.site.code)
-    form = ReasonForm(prefix=lane.code)
+    form = LaneOpenForm(prefix=lane.code)
     if not form.validate_on_submit():
         rollback_only()
         return _page(site, forms={lane.code: form}, status=422)
+    read_id = (form.read_id.data or "").strip()
     try:
-        result = lane_service.manual_open(session, lane, me(), form.reason.data)
+        if read_id and not read_id.isdigit():
+            raise InvalidInput("the held read is not a number: reload the page")
+        result = lane_service.open_by_hand(session, lane, me(), form.reason.data, plate=form.plate.data or "",
+                                           no_vehicle=bool(form.no_vehicle.data),
+                                           read_id=int(read_id) if read_id else None)
         session.commit()
     except ParkingError as exc:
         rollback_only()
+        form.form_errors.append(exc.message)
         flash(f"Barrier not opened: {exc.message}", "error")
-        return redirect(url_for("console.lanes", site=site.code), 303)
+        return _page(site, forms={lane.code: form}, status=exc.status if exc.status in (403, 404, 409) else 422)
     if result.barrier_command_id is not None:
         dispatcher().submit(result.barrier_command_id)  # after the commit: the record exists before the pulse
-    flash(f"{lane.name}: barrier opened. Reason recorded: “{form.reason.data}”.", "success")
+    flash(f"{lane.name}: barrier opened. {_what_happened(result, site)} Reason recorded: “{form.reason.data}”.",
+          "success")
     return redirect(url_for("console.lanes", site=site.code), 303)
+
+
+def _what_happened(result: lane_service.ManualOpen, site: Site) -> str:
+    """One sentence for the attendant: which stay was admitted or let out, and what it owes."""
+    stay = result.stay
+    if stay is None:
+        return "No car was named."
+    if stay.status == "open":
+        ticket = f" Ticket {stay.ticket}." if stay.ticket else ""
+        return f"{stay.plate} admitted: stay #{stay.id} opened.{ticket}"
+    if result.unpaid is not None:
+        return (f"{stay.plate} let out: stay #{stay.id} closed, {money(result.unpaid.amount_minor, site.currency)} "
+                f"{site.currency} recorded as unpaid.")
+    return f"{stay.plate} let out: stay #{stay.id} closed, nothing owed."
 
 
 @bp.post("/sites/<site_code>/emergency")

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import current_app, render_template, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 
-from ...billing import reports
-from ...records.errors import InvalidInput
+from ...billing import balances, reports
+from ...records.errors import InvalidInput, ParkingError
+from ...records.models import UnpaidBalance
 from ...records.models import Site
 from ...records.types import utcnow
 from ...records.wallclock import zone
 from ..auth import roles_required
-from ..transaction import read_db
+from ..transaction import db, read_db, rollback_only
 from . import bp
 from .charts import bar_chart
 from .formatting import to_decimal
-from .forms import PeriodForm, RevenueForm
-from .scope import chosen_site, my_sites
+from .forms import PeriodForm, RevenueForm, WriteOffForm
+from .scope import chosen_site, get_scoped, me, my_sites
+from .templating import allowed
 
 REVENUE_DAYS = 30
 TOP_BALANCES = 15
@@ -84,4 +86,27 @@ def reconciliation():
         except InvalidInput as exc:
             error = exc.message
     return render_template("console/reconciliation.html", site=site, sites=my_sites(), form=form, rc=rc,
-                           error=error), 422 if (error or form.errors) else 200
+                           error=error, write_off_form=WriteOffForm(formdata=None) if allowed("write_off") else None
+                           ), 422 if (error or form.errors) else 200
+
+
+@bp.post("/revenue/unpaid/<int:balance_id>/write-off")
+@roles_required("write_off")
+def write_off(balance_id: int):
+    """Finance gives up on what a car left owing: a credit with the reason, under their name."""
+    session = db()
+    balance = get_scoped(session, UnpaidBalance, balance_id, "unpaid balance")
+    site = next(s for s in my_sites() if s.id == balance.site_id)
+    form = WriteOffForm()
+    back = url_for("console.reconciliation", site=site.code, start=request.form.get("start") or None,
+                   end=request.form.get("end") or None) + "#unpaid"
+    try:
+        if not form.validate():
+            raise InvalidInput("; ".join(form.reason.errors))
+        balances.write_off(session, balance, me(), form.reason.data)
+    except ParkingError as exc:
+        rollback_only()
+        flash(f"Not written off: {exc.message}", "error")
+    else:
+        flash(f"Balance of stay #{balance.session_id} written off. Recorded under your name.", "success")
+    return redirect(back, 303)
