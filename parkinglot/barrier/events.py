@@ -464,7 +464,8 @@ def _record(session: Session, site: Site, lane: Lane, read: StoredRead, ev: Lane
     audit.append(session, "lane.decision", "decision", decision_id,
                  {"lane": lane.code, "event_id": ev.event_id, "read_id": read.id, "plate": read.plate,
                   "outcome": d.outcome, "reason": d.reason, "session_id": session_id, "actor": actor,
-                  "fee_due_minor": fee_due_minor, "captured_at": ev.captured_at, "received_at": ev.received_at},
+                  "fee_due_minor": fee_due_minor, "captured_at": ev.captured_at, "received_at": ev.received_at,
+                  "photos": list(read.photos)},
                  actor=audit.Actor.device(ev.device_id) if ev.device_id else audit.SYSTEM, site_id=site.id)
     log.info("lane decision", extra={"lane": lane.code, "event_id": ev.event_id, "plate_read": bool(read.plate),
                                      "confidence": round(read.confidence, 3), "decision": d.outcome,

@@ -134,6 +134,9 @@ class StoredRead:
     confidence: float
     candidates: list[dict[str, Any]]
     timings: dict[str, Any]
+    # SHA-256 of the read's photos (frames in order): the decision's audit event names
+    # them, so an evidence bundle can show the photos were recorded then and not swapped
+    photos: tuple[str, ...] = ()
 
 
 # Built once: the lane path inserts a read per event, without the unit of work's overhead.
@@ -154,7 +157,8 @@ def insert_read(session: Session, inp: ReadInput, *, duplicate_of_id: Optional[i
     if inp.frames:
         session.execute(_INSERT_FRAMES, [{"read_id": read_id, "position": i, "evidence_sha256": ev.sha256}
                                          for i, ev in enumerate(inp.frames)])
-    return StoredRead(read_id, row["plate"], row["confidence"], row["candidates"], row["timings"])
+    return StoredRead(read_id, row["plate"], row["confidence"], row["candidates"], row["timings"],
+                      tuple(ev.sha256 for ev in inp.frames))
 
 
 def _insert_guarded(session: Session, read: PlateRead, inp: ReadInput) -> None:
