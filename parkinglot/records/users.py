@@ -91,4 +91,5 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "write_off": frozenset({"finance"}),  # give up on what a car left owing (reconciliation page)
     "manage_users": frozenset(),
     "subject_exports": frozenset({"supervisor"}),  # data-subject access requests (GDPR art. 15)
+    "export_evidence": frozenset({"supervisor"}),  # signed evidence bundles of a stay, dispute or alert
 }

@@ -31,6 +31,7 @@ _VIEW_MODULES = (
     "views_revenue",
     "views_users",
     "views_subject_exports",
+    "views_evidence",
 )
 
 
