@@ -52,6 +52,8 @@ def test_users_and_devices(instance):
     d = run("devices", "add", "--site", "DT", "--name", "Lane 9")
     key = json.loads(d.output)["api_key"]
     assert key.startswith("pl_")
+    till = run("devices", "add", "--site", "DT", "--name", "Till 1", "--kind", "pay_station")
+    assert till.exit_code == 0 and json.loads(till.output)["kind"] == "pay_station"
     unknown = CliRunner().invoke(main, ["devices", "add", "--site", "NOPE", "--name", "x"])
     assert unknown.exit_code != 0
     bound = run("devices", "add", "--site", "DT", "--name", "Entry 1", "--lane", "DT-IN-1")

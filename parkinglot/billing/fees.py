@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
 from ..records.models import ParkingSession, Payment, Permit, Site, SiteHoliday, TariffVersion
@@ -59,13 +59,16 @@ _HOLIDAYS = select(SiteHoliday.day).where(SiteHoliday.site_id == bindparam("site
 
 @dataclass(frozen=True)
 class Payments:
-    paid_minor: int  # payments minus refunds plus adjustments
+    paid_minor: int  # payments minus refunds and voids, plus adjustments
     paid_until: Optional[datetime]  # from the last payment that settled a quote in full
 
 
 # Built once (every exit asks), on the table: a plain statement skips the ORM's compile step.
 _pay = Payment.__table__
-_last_until = (select(_pay.c.paid_until).where(_pay.c.session_id == bindparam("stay_id"), _pay.c.kind == "payment")
+_void = Payment.__table__.alias("void")
+# the newest payment that was not voided (a void cancels its paid_until too)
+_last_until = (select(_pay.c.paid_until).where(_pay.c.session_id == bindparam("stay_id"), _pay.c.kind == "payment",
+                                               ~exists().where(_void.c.voids_id == _pay.c.id))
                .order_by(_pay.c.id.desc()).limit(1).scalar_subquery())
 _PAYMENTS_OF = (select(func.coalesce(func.sum(_pay.c.amount_minor), 0), _last_until)
                 .where(_pay.c.session_id == bindparam("stay_id")))

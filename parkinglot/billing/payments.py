@@ -20,6 +20,8 @@ from ..records.errors import Conflict, InvalidInput, NotFound
 from ..records.models import PAYMENT_METHODS, ParkingSession, Payment, Site
 
 MAX_REFERENCE = 64
+#: Ways money can move (an adjustment is not money; "app" is the older name of "mobile").
+MONEY_METHODS = tuple(m for m in PAYMENT_METHODS if m != "adjustment")
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,9 @@ def _same_or_conflict(prior: Payment, kind: str, amount_minor: int, stay_id: Opt
 
 
 def cash_paid(session: Session, stay_id: int) -> int:
-    """Money actually received for a stay, less refunds (credits/adjustments are not cash)."""
+    """Money actually received for a stay, less refunds and voids (credits/adjustments are not cash)."""
     return int(session.scalar(select(func.coalesce(func.sum(Payment.amount_minor), 0)).where(
-        Payment.session_id == stay_id, Payment.kind.in_(("payment", "refund")))) or 0)
+        Payment.session_id == stay_id, Payment.kind.in_(("payment", "refund", "void")))) or 0)
 
 
 def _existing(session: Session, site_id: int, reference: str) -> Optional[Payment]:
@@ -89,15 +91,17 @@ def record_payment(
     lane_id: Optional[int] = None,
     user_id: Optional[int] = None,
     device_id: Optional[int] = None,
+    terminal_ref: Optional[str] = None,
     at: Optional[datetime] = None,
 ) -> Recorded:
     """Record money received. The same ``reference`` twice returns the first row (if it matches).
 
-    ``at`` is when the money was taken, if not now (a pay station that was offline)."""
+    ``at`` is when the money was taken, if not now (a pay station that was offline);
+    ``terminal_ref`` is the pay station's own transaction reference."""
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
         raise InvalidInput("a payment must be a positive amount")
-    if method not in PAYMENT_METHODS or method == "adjustment":
-        raise InvalidInput(f"payment method must be one of cash, card, app, permit_fee; got {method!r}")
+    if method not in MONEY_METHODS:
+        raise InvalidInput(f"payment method must be one of {', '.join(MONEY_METHODS)}; got {method!r}")
     reference = _reference(reference)
     prior = _existing(session, site.id, reference)
     if prior is not None:
@@ -106,13 +110,14 @@ def record_payment(
         site_id=site.id, session_id=stay.id if stay else None, permit_id=permit_id, kind="payment", method=method,
         amount_minor=amount_minor, currency=site.currency, reference=reference, lane_id=lane_id,
         tariff_version_id=stay.tariff_version_id if stay else None, user_id=user_id, device_id=device_id,
-        paid_until=paid_until, **({"created_at": at} if at else {}),
+        paid_until=paid_until, terminal_ref=terminal_ref, **({"created_at": at} if at else {}),
     )
     result = _insert(session, payment, site, stay)
     if result.created:
         audit.append(session, "payment.recorded", "payment", payment.id,
                      {"amount_minor": amount_minor, "currency": site.currency, "method": method,
                       "reference": reference, "session_id": payment.session_id, "paid_until": paid_until,
+                      "lane_id": lane_id, "terminal_ref": terminal_ref,
                       # the stay's plate and ticket, so a reference that contains them is kept as a digest
                       **({"plate": stay.plate, "ticket": stay.ticket} if stay is not None else {})},
                      actor=_actor(user_id, device_id), site_id=site.id)
@@ -138,8 +143,8 @@ def refund(
         raise InvalidInput("a refund needs a reason")
     if user_id is None and dispute_id is None:
         raise InvalidInput("a refund must name the operator or the dispute behind it")
-    if method not in PAYMENT_METHODS or method == "adjustment":
-        raise InvalidInput(f"unknown refund method {method!r}")
+    if method not in MONEY_METHODS:
+        raise InvalidInput(f"unknown refund method {method!r}; one of {', '.join(MONEY_METHODS)}")
     reference = _reference(reference)
     prior = _existing(session, site.id, reference)
     if prior is not None:
@@ -194,6 +199,53 @@ def adjust(
                      {"amount_minor": amount_minor, "reason": reason, "session_id": stay.id, "dispute_id": dispute_id,
                       "plate": stay.plate},
                      actor=_actor(user_id, None), site_id=site.id)
+    return result
+
+
+class AlreadyVoided(Conflict):
+    code = "already_voided"
+
+
+def void(
+    session: Session,
+    site: Site,
+    payment: Payment,
+    *,
+    reason: str,
+    user_id: int,
+    reference: Optional[str] = None,
+) -> Recorded:
+    """Cancel a payment recorded by mistake (no money changed hands: the wrong stay, keyed twice).
+
+    Nothing is edited: a ``void`` row with the opposite amount, the same method, lane and
+    tariff, and ``voids_id`` naming the payment, so revenue, balances and the roll-up all
+    net it out. A payment is voided at most once (a unique index says so too); money that
+    was really received and is given back is a refund, not a void."""
+    if payment.kind != "payment" or payment.site_id != site.id:
+        raise InvalidInput("only a payment of this site can be voided (give money back with a refund)")
+    if not (reason or "").strip():
+        raise InvalidInput("a void needs a reason")
+    if not user_id:
+        raise InvalidInput("a void must name the supervisor who made it")
+    reference = _reference(reference or f"void:{payment.id}")
+    prior = session.scalar(select(Payment).where(Payment.voids_id == payment.id))
+    if prior is not None:
+        raise AlreadyVoided(f"payment {payment.id} was already voided", void_id=prior.id)
+    stay = session.get(ParkingSession, payment.session_id) if payment.session_id else None
+    row = Payment(
+        site_id=site.id, session_id=payment.session_id, permit_id=payment.permit_id, kind="void",
+        method=payment.method, amount_minor=-payment.amount_minor, currency=payment.currency, reference=reference,
+        lane_id=payment.lane_id, tariff_version_id=payment.tariff_version_id, user_id=user_id,
+        reason=reason.strip(), voids_id=payment.id,
+    )
+    result = _insert(session, row, site, stay)
+    if not result.created:  # a racing void of the same payment (same reference) won
+        raise AlreadyVoided(f"payment {payment.id} was already voided", void_id=result.payment.id)
+    audit.append(session, "payment.voided", "payment", row.id,
+                 {"voids_payment_id": payment.id, "amount_minor": -payment.amount_minor, "currency": payment.currency,
+                  "method": payment.method, "reason": reason.strip(), "session_id": payment.session_id,
+                  **({"plate": stay.plate} if stay is not None else {})},
+                 actor=_actor(user_id, None), site_id=site.id)
     return result
 
 

@@ -14,6 +14,8 @@ stays of the range.
 Amounts are signed as stored in ``payment``: takings > 0, refunds < 0, adjustments
 positive for a credit given to a driver (a waived fee), negative for an extra
 charge. ``net_takings`` is cash: takings plus refunds; adjustments are shown apart.
+A void (a payment recorded by mistake, ``payments.void``) is no takings: it takes its
+payment out of the count and the sum, on the local day the void was made.
 """
 from __future__ import annotations
 
@@ -40,8 +42,8 @@ TIME_GROUPINGS = ("day", "week", "month")
 SPLITS = ("method", "lane", "tariff")
 DEFAULT_MAX_DAYS = 400
 _UTC = timezone.utc
-METHOD_LABELS = {"cash": "Cash", "card": "Card", "app": "App", "permit_fee": "Permit fee",
-                 "adjustment": "Adjustment"}
+METHOD_LABELS = {"cash": "Cash", "card": "Card", "app": "App", "mobile": "Mobile", "validation": "Validation",
+                 "permit_fee": "Permit fee", "adjustment": "Adjustment"}
 
 
 # --- the period -------------------------------------------------------------------------------
@@ -168,6 +170,10 @@ def _measures(kind: Any = Payment.kind, amount: Any = Payment.amount_minor) -> l
     """Count and sum of each kind of movement: the six figures of :class:`Totals`."""
     out: list[Any] = []
     for k in ("payment", "refund", "adjustment"):
+        if k == "payment":  # a void cancels a payment: one payment fewer, its amount netted out
+            out.append(func.count(case((kind == k, 1))) - func.count(case((kind == "void", 1))))
+            out.append(func.coalesce(func.sum(case((kind.in_(("payment", "void")), amount))), 0))
+            continue
         out.append(func.count(case((kind == k, 1))))
         out.append(func.coalesce(func.sum(case((kind == k, amount))), 0))
     return out
@@ -206,7 +212,7 @@ def _scan(session: Session, p: Period, cuts: Sequence[Bucket], keys: Sequence[st
             .where(r.site_id == p.site.id, r.day >= p.first, r.day <= p.last)
             .group_by(r.day, r.kind, *key_cols))
     starts = [b.first for b in cuts]
-    slot = {"payment": 0, "refund": 2, "adjustment": 4}
+    slot = {"payment": 0, "refund": 2, "adjustment": 4, "void": 0}  # a void nets out the payment it cancels
     grouped: dict[tuple[Optional[date], tuple[Any, ...]], list[int]] = {}
     for day, kind, *rest in session.execute(stmt):
         if not rest[-2]:
@@ -214,7 +220,7 @@ def _scan(session: Session, p: Period, cuts: Sequence[Bucket], keys: Sequence[st
         values_ = tuple((v or None) if k != "method" else v for k, v in zip(keys, rest))
         bucket = cuts[bisect_right(starts, day) - 1].key if cuts else None
         sums = grouped.setdefault((bucket, values_), [0] * 6)
-        sums[slot[kind]] += int(rest[-2])
+        sums[slot[kind]] += -int(rest[-2]) if kind == "void" else int(rest[-2])
         sums[slot[kind] + 1] += int(rest[-1])
     return [(bucket, values_, Totals(*sums)) for (bucket, values_), sums in grouped.items()]
 

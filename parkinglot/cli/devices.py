@@ -18,9 +18,11 @@ def devices() -> None:
 @click.option("--name", required=True)
 @click.option("--lane", "lane_code", default=None,
               help="Bind the key to this lane: it is refused (403) on every other lane.")
+@click.option("--kind", type=click.Choice(["lane_controller", "pay_station"]), default="lane_controller",
+              show_default=True, help="pay_station: a pay station or payment terminal (pay API only)")
 @click.pass_obj
-def devices_add(obj: dict, site_code: str, name: str, lane_code: str | None) -> None:
-    """Register a controller; prints its API key once (only its hash is stored)."""
+def devices_add(obj: dict, site_code: str, name: str, lane_code: str | None, kind: str) -> None:
+    """Register a controller or pay station; prints its API key once (only its hash is stored)."""
     from ..db import transaction
     from ..operator import operator_actor
     from ..records import sites
@@ -31,8 +33,9 @@ def devices_add(obj: dict, site_code: str, name: str, lane_code: str | None) -> 
         with transaction(ctx.sessions) as session:
             site = sites.get_site(session, site_code)
             lane = sites.get_lane(session, lane_code) if lane_code else None
-            issued = sites.create_device(session, site, name, lane=lane, actor=operator_actor())
-            click.echo(json.dumps({"device_id": issued.device.id, "api_key": issued.key, "lane": lane_code}))
+            issued = sites.create_device(session, site, name, lane=lane, kind=kind, actor=operator_actor())
+            click.echo(json.dumps({"device_id": issued.device.id, "kind": kind, "api_key": issued.key,
+                                   "lane": lane_code}))
     except ParkingError as exc:
         raise click.ClickException(exc.message) from None
 

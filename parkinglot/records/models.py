@@ -65,8 +65,13 @@ UNPAID_CAUSES = ("confirm_match", "manual_exit", "emergency_exit")
 DEFAULT_VISITORS = {"public": "open", "residential": "attendant", "private": "refuse"}
 ALERT_STATES = ("open", "acknowledged", "resolved")
 ROLES = ("attendant", "supervisor", "finance", "admin")
-PAYMENT_KINDS = ("payment", "refund", "adjustment")
-PAYMENT_METHODS = ("cash", "card", "app", "permit_fee", "adjustment")
+PAYMENT_KINDS = ("payment", "refund", "adjustment", "void")
+# "app" is the older name of "mobile" (kept for the rows that use it); "validation": a shop or
+# hotel paid the stay for the driver (a validated ticket)
+PAYMENT_METHODS = ("cash", "card", "app", "permit_fee", "adjustment", "mobile", "validation")
+# lane_controller: a barrier controller (lane API); pay_station: a pay station or payment
+# terminal (pay API only). A key of one kind is refused by the other's endpoints.
+DEVICE_KINDS = ("lane_controller", "pay_station")
 DISPUTE_OUTCOMES = ("uphold", "adjust", "refund", "void")
 PERMIT_STATUSES = ("active", "suspended", "cancelled")
 
@@ -182,17 +187,19 @@ class Lane(Base):
 
 
 class Device(Base):
-    """A lane controller. Its API key is stored only as a SHA-256 digest.
+    """A lane controller or a pay station. Its API key is stored only as a SHA-256 digest.
 
     ``lane_id``: the one lane the key may act on (most controllers serve one lane);
-    NULL: every lane of its site.
+    NULL: every lane of its site. A pay station bound to an exit lane is its payment terminal.
     """
 
     __tablename__ = "device"
+    __table_args__ = (CheckConstraint(_in("kind", DEVICE_KINDS), name="kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), index=True)
     name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(16), default="lane_controller", server_default="lane_controller")
     key_prefix: Mapped[str] = mapped_column(String(16), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64))
     lane_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lane.id"))
@@ -608,7 +615,7 @@ class Payment(Base):
         CheckConstraint(_in("kind", PAYMENT_KINDS), name="kind"),
         CheckConstraint(_in("method", PAYMENT_METHODS), name="method"),
         CheckConstraint(
-            "(kind = 'payment' AND amount_minor > 0) OR (kind = 'refund' AND amount_minor < 0)"
+            "(kind = 'payment' AND amount_minor > 0) OR (kind IN ('refund', 'void') AND amount_minor < 0)"
             " OR (kind = 'adjustment' AND amount_minor <> 0)",
             name="amount_sign",
         ),
@@ -619,6 +626,9 @@ class Payment(Base):
         ),
         Index("ix_payment_site_time", "site_id", "created_at"),
         Index("ix_payment_session", "session_id"),
+        # a payment is voided at most once, and only a void points at another payment
+        Index("uq_payment_voids", "voids_id", unique=True),
+        CheckConstraint("(kind = 'void') = (voids_id IS NOT NULL)", name="void_names_payment"),
         # Covers the revenue reports (billing/reports.py): every grouping is an index-only range scan.
         Index("ix_payment_report", "site_id", "created_at", "kind", "method", "amount_minor", "lane_id",
               "tariff_version_id", "session_id"),
@@ -641,6 +651,11 @@ class Payment(Base):
     reason: Mapped[Optional[str]] = mapped_column(Text)
     paid_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # a void (kind 'void') cancels this payment, recorded by mistake: same method, lane and
+    # tariff, the opposite amount, so every sum nets it out
+    voids_id: Mapped[Optional[int]] = mapped_column(BigId, ForeignKey("payment.id"))
+    # the pay station's or terminal's own reference (its transaction number), as sent
+    terminal_ref: Mapped[Optional[str]] = mapped_column(String(64))
 
 
 class UnpaidBalance(Base):

@@ -16,7 +16,7 @@ from ..billing.tariff_model import TariffError
 from ..billing.tariff_model import currency_exponent as _currency_exponent
 from . import audit
 from .errors import InvalidInput, NotFound
-from .models import DEFAULT_VISITORS, SITE_KINDS, VISITOR_POLICIES, Device, Lane, Site, Zone
+from .models import DEFAULT_VISITORS, DEVICE_KINDS, SITE_KINDS, VISITOR_POLICIES, Device, Lane, Site, Zone
 from .types import utcnow
 
 # Site, zone and lane codes: short, readable in URLs, logs and on the controller's screen.
@@ -216,21 +216,25 @@ class IssuedKey:
 
 
 def create_device(session: Session, site: Site, name: str, *, key: Optional[str] = None,
-                  lane: Optional[Lane] = None, actor: audit.Actor = audit.SYSTEM) -> IssuedKey:
-    """Register a controller and return its key; only the key's hash is kept.
+                  lane: Optional[Lane] = None, kind: str = "lane_controller",
+                  actor: audit.Actor = audit.SYSTEM) -> IssuedKey:
+    """Register a controller or pay station (``kind``) and return its key; only the key's hash is kept.
 
-    ``lane``: bind the key to that lane (it is refused on every other lane)."""
+    ``lane``: bind the key to that lane (it is refused on every other lane; a pay station
+    bound to an exit lane is that lane's payment terminal)."""
+    if kind not in DEVICE_KINDS:
+        raise InvalidInput(f"device kind must be one of {', '.join(DEVICE_KINDS)}; got {kind!r}")
     key = key or f"pl_{secrets.token_hex(KEY_PREFIX_LEN // 2)}_{secrets.token_urlsafe(32)}"
     prefix = key_prefix(key)
     if prefix is None:
         raise InvalidInput("malformed API key")
     _check_bindable(site, lane)
-    device = Device(site_id=site.id, name=name, key_prefix=prefix, key_hash=hash_key(key),
+    device = Device(site_id=site.id, name=name, kind=kind, key_prefix=prefix, key_hash=hash_key(key),
                     lane_id=lane.id if lane is not None else None)
     session.add(device)
     session.flush()
     audit.append(session, "device.created", "device", device.id,
-                 {"name": name, "key_prefix": prefix, "lane": lane.code if lane is not None else None},
+                 {"name": name, "kind": kind, "key_prefix": prefix, "lane": lane.code if lane is not None else None},
                  actor=actor, site_id=site.id)
     return IssuedKey(device, key)
 

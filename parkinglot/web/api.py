@@ -7,6 +7,6 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 def init_app(app: Flask) -> None:
-    from . import api_lanes, api_reports, openapi  # noqa: F401  (registers routes on bp)
+    from . import api_lanes, api_pay, api_reports, openapi  # noqa: F401  (registers routes on bp)
 
     app.register_blueprint(bp)

@@ -67,13 +67,29 @@ def _refuse_key() -> Unauthorized:
     return Unauthorized("invalid or revoked API key")
 
 
-def require_device() -> Device:
-    """The calling controller, from ``Authorization: Bearer <key>``; 401/429 otherwise."""
+def _of_kind(device: Device, kind: str) -> Device:
+    """A key works only on its own kind's endpoints: a pay station never drives a barrier,
+    and a lane controller never records money."""
+    if device.kind != kind:
+        what = "a pay station" if device.kind == "pay_station" else "a lane controller"
+        may = "the pay-station endpoints (/api/v1/pay/...)" if device.kind == "pay_station" else "the lane endpoints"
+        raise Forbidden(f"this key belongs to {what}; it may only call {may}")
+    return device
+
+
+def require_device(kind: str = "lane_controller") -> Device:
+    """The calling device, from ``Authorization: Bearer <key>``; 401/429 otherwise, 403 for a
+    key of another ``kind``."""
     device = sites.authenticate_device(read_db(), _bearer_key())
     if device is None:
         raise _refuse_key()
     g.device = device
-    return device
+    return _of_kind(device, kind)
+
+
+def require_pay_station() -> Device:
+    """A pay station or payment terminal (device kind ``pay_station``)."""
+    return require_device("pay_station")
 
 
 def _check_lane(lane: Lane, device: Device) -> Lane:
@@ -94,6 +110,7 @@ def require_device_on_lane(code: str) -> tuple[Device, Lane]:
     if device is None:
         raise _refuse_key()
     g.device = device
+    _of_kind(device, "lane_controller")
     if lane is None:
         lane = sites.get_lane(read_db(), code)  # raises NotFound (an unknown lane: the rare path)
     return device, _check_lane(lane, device)

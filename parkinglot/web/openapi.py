@@ -132,6 +132,80 @@ REVENUE = {
 }
 
 
+MONEY = {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$",
+         "description": "An amount in major units of `currency`, as a decimal string (never a float)"}
+TOKEN = {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,64}$"}
+TIME = {"type": "string", "format": "date-time"}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+PAY_QUOTE_REQUEST = {
+    "type": "object", "additionalProperties": False,
+    "description": "Exactly one of `ticket`, `plate` (the vehicle inside) or `stay_id`.",
+    "properties": {
+        "ticket": TOKEN,
+        "plate": {"type": "string", "maxLength": 16, "description": "A-Z and 0-9; spaces, dashes and dots are dropped"},
+        "stay_id": {"type": "integer", "minimum": 1},
+    },
+}
+
+PAY_QUOTE = {
+    "type": "object",
+    "required": ["stay_id", "plate", "status", "entered_at", "quoted_at", "currency", "amount", "paid",
+                 "amount_due", "amount_due_minor", "paid_until", "exit_grace_min", "exit_by", "breakdown"],
+    "properties": {
+        "stay_id": {"type": "integer"}, "plate": {"type": "string"}, "ticket": {"type": ["string", "null"]},
+        "status": {"const": "open"}, "entered_at": TIME,
+        "quoted_at": {**TIME, "description": "The server's clock: the stay is priced as if it left now"},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "amount": {**MONEY, "description": "The fee for the stay so far"},
+        "paid": {**MONEY, "description": "Already paid (payments less refunds and voids, plus credits)"},
+        "amount_due": {**MONEY, "description": "What to pay now: a payment must be exactly this"},
+        "amount_due_minor": {"type": "integer", "minimum": 0},
+        "paid_until": {**NULLABLE_TIME, "description": "The last instant the fee covers; null: covered for good"},
+        "exit_grace_min": {"type": "integer", "minimum": 0,
+                           "description": "Minutes after `paid_until` to reach the exit with nothing more due"},
+        "exit_by": {**NULLABLE_TIME, "description": "`paid_until` + the exit grace, once paid: leave by then"},
+        "basis": {"type": "string"},
+        "breakdown": {"type": "array", "items": {"type": "object", "required": ["kind", "label", "amount"],
+                      "properties": {"kind": {"type": "string"}, "label": {"type": "string"},
+                                     "amount": {"type": "string"}}}},
+    },
+}
+
+PAY_REQUEST = {
+    "type": "object", "additionalProperties": False,
+    "required": ["stay_id", "amount", "method", "idempotency_key"],
+    "properties": {
+        "stay_id": {"type": "integer", "minimum": 1, "description": "From the quote (or an exit reply's `session_id`)"},
+        "amount": {**MONEY, "description": "Exactly the quote's `amount_due`: anything else is refused (409) "
+                   "with the amount due now"},
+        "method": {"enum": ["cash", "card", "mobile", "validation"]},
+        "idempotency_key": {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,48}$",
+                            "description": "The terminal's key for this payment. A retry with the same key and "
+                                           "the same payment gets the same reply (header "
+                                           "`Idempotent-Replayed: true`) and records nothing; the same key with "
+                                           "another amount, method, stay or terminal_ref gets 409."},
+        "terminal_ref": {**TOKEN, "description": "The terminal's own transaction reference, kept on the receipt"},
+    },
+}
+
+RECEIPT = {
+    "type": "object",
+    "required": ["receipt_no", "payment_id", "site", "stay_id", "paid_at", "amount", "amount_minor", "currency",
+                 "method", "paid_until", "exit_by", "voided"],
+    "properties": {
+        "receipt_no": {"type": "string"}, "payment_id": {"type": "integer"}, "site": {"type": "string"},
+        "site_name": {"type": "string"}, "stay_id": {"type": ["integer", "null"]},
+        "plate": {"type": ["string", "null"]}, "ticket": {"type": ["string", "null"]},
+        "entered_at": NULLABLE_TIME, "paid_at": TIME, "amount": MONEY, "amount_minor": {"type": "integer"},
+        "currency": {"type": "string"}, "method": {"type": "string"}, "terminal_ref": {"type": ["string", "null"]},
+        "paid_until": NULLABLE_TIME, "exit_by": NULLABLE_TIME, "taken_by": {"type": "string"},
+        "voided": {"type": "boolean", "description": "A supervisor voided it (recorded by mistake): not valid"},
+        "voided_at": NULLABLE_TIME, "idempotency_key": {"type": "string"},
+    },
+}
+
+
 def _err(desc: str) -> dict[str, Any]:
     return {"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
@@ -141,6 +215,14 @@ def _ok(desc: str, schema: str) -> dict[str, Any]:
 
 
 DEVICE = [{"deviceKey": []}]
+PAY_STATION = [{"payStationKey": []}]
+
+
+def _receipt_op(summary: str, ok: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {"summary": f"Pay station: {summary}", "security": PAY_STATION,
+                    "parameters": [{"name": "payment", "in": "path", "required": True,
+                                    "schema": {"type": "integer", "minimum": 1}}],
+                    "responses": {"200": ok, "404": _err("No such payment at this site")}}}
 USER = [{"consoleSession": []}, {"basicAuth": []}]
 
 SPEC: dict[str, Any] = {
@@ -151,12 +233,18 @@ SPEC: dict[str, Any] = {
     "servers": [{"url": "/api/v1"}],
     "components": {
         "securitySchemes": {
-            "deviceKey": {"type": "http", "scheme": "bearer", "description": "Device API key"},
+            "deviceKey": {"type": "http", "scheme": "bearer",
+                          "description": "A lane controller's API key (refused on the pay endpoints)"},
+            "payStationKey": {"type": "http", "scheme": "bearer",
+                              "description": "A pay station's API key (device kind `pay_station`): the pay "
+                                             "endpoints only; refused (403) everywhere else"},
             "basicAuth": {"type": "http", "scheme": "basic"},
             "consoleSession": {"type": "apiKey", "in": "cookie", "name": "session"},
         },
         "schemas": {"Error": ERROR, "EventReply": EVENT_REPLY, "PlateEvent": PLATE_EVENT, "FrameEvent": FRAME_EVENT,
-                    "Recognition": RECOGNITION, "LaneState": LANE_STATE, "Revenue": REVENUE},
+                    "Recognition": RECOGNITION, "LaneState": LANE_STATE, "Revenue": REVENUE,
+                    "PayQuoteRequest": PAY_QUOTE_REQUEST, "PayQuote": PAY_QUOTE, "PayRequest": PAY_REQUEST,
+                    "Receipt": RECEIPT},
     },
     "paths": {
         "/lanes/{lane}/events": {
@@ -256,6 +344,42 @@ SPEC: dict[str, Any] = {
                               "422": _err("Missing field")},
             }
         },
+        "/pay/quotes": {
+            "post": {
+                "summary": "Pay station: what a stay owes now, by ticket, plate or stay id",
+                "description": "Priced at the server's clock. `exit_by` says until when, once `amount_due` is "
+                               "paid, the car may leave with nothing more to pay (the tariff's exit grace).",
+                "security": PAY_STATION,
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/PayQuoteRequest"}}}},
+                "responses": {"200": _ok("The quote", "PayQuote"),
+                              "404": _err("No such ticket or stay at this site, or the plate is not inside"),
+                              "409": _err("`stay_closed`: the stay has left (or was voided)"),
+                              "422": _err("Not exactly one of ticket, plate, stay_id; invalid value; unknown field")},
+            }
+        },
+        "/pay/payments": {
+            "post": {
+                "summary": "Pay station: record the payment of the amount due",
+                "description": "The amount must equal what a fresh quote says is due. Errors: `amount_mismatch` "
+                               "(409, `details.amount_due` is the amount due now), `nothing_due` (409), "
+                               "`stay_closed` (409), `idempotency_key_reused` (409). A car whose exit was refused "
+                               "with `payment_required` is let out when its controller retries the same event "
+                               "after this payment.",
+                "security": PAY_STATION,
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/PayRequest"}}}},
+                "responses": {"201": _ok("Recorded (or the same payment retried): the receipt", "Receipt"),
+                              "404": _err("No such stay at this site"),
+                              "409": _err("Amount differs from the amount due, nothing due, stay closed, or the "
+                                          "idempotency key was used for another payment"),
+                              "422": _err("Invalid field (amount not a decimal string, unknown method, ...)")},
+            }
+        },
+        "/pay/payments/{payment}/receipt": _receipt_op("a payment's receipt as JSON", _ok("The receipt", "Receipt")),
+        "/pay/payments/{payment}/receipt.html": _receipt_op(
+            "a payment's receipt as a printable HTML page",
+            {"description": "The receipt page", "content": {"text/html": {"schema": {"type": "string"}}}}),
         "/reports/revenue": {
             "get": {
                 "summary": "Revenue report (finance): JSON or CSV",

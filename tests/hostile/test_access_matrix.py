@@ -15,7 +15,8 @@ from ..factories import make_site
 pytestmark = pytest.mark.slow
 
 ROLES = ("attendant", "supervisor", "finance", "admin")
-DEVICE_STATES = ("device", "device_wrong", "device_revoked", "device_other_site")
+DEVICE_STATES = ("device", "device_wrong", "device_revoked", "device_other_site", "pay_station",
+                 "pay_station_other_site")
 CALLERS = ("anonymous",) + ROLES + DEVICE_STATES
 
 # endpoint -> (method, path, callers that get through auth, and a body for POSTs)
@@ -33,6 +34,13 @@ API_ROUTES = {
     "api.revenue_report": ("GET", "/api/v1/reports/revenue?site={site}&from=2026-01-01&to=2026-01-31",
                            {"finance", "admin"}, None),
     "api.openapi_document": ("GET", "/api/v1/openapi.json", set(CALLERS), None),
+    # pay stations only (a lane controller's key is refused); another site's stays are 404, past auth
+    "api.pay_quote": ("POST", "/api/v1/pay/quotes", {"pay_station", "pay_station_other_site"}, {"stay_id": 1}),
+    "api.pay_record": ("POST", "/api/v1/pay/payments", {"pay_station", "pay_station_other_site"},
+                       {"stay_id": 1, "amount": "1.00", "method": "cash", "idempotency_key": "matrix"}),
+    "api.pay_receipt": ("GET", "/api/v1/pay/payments/1/receipt", {"pay_station", "pay_station_other_site"}, None),
+    "api.pay_receipt_html": ("GET", "/api/v1/pay/payments/1/receipt.html", {"pay_station", "pay_station_other_site"},
+                             None),
     "health.healthz": ("GET", "/healthz", set(CALLERS), None),
     "health.readyz": ("GET", "/readyz", set(CALLERS), None),
 }
@@ -45,7 +53,9 @@ def world(app, db):
         other, _, _ = make_site(s, code="OT")
         keys = {"device": sites.create_device(s, site, "ok").key,
                 "device_other_site": sites.create_device(s, other, "other").key,
-                "device_wrong": "pl_" + "0" * 12 + "_not-a-real-key"}
+                "device_wrong": "pl_" + "0" * 12 + "_not-a-real-key",
+                "pay_station": sites.create_device(s, site, "till", kind="pay_station").key,
+                "pay_station_other_site": sites.create_device(s, other, "other till", kind="pay_station").key}
         revoked = sites.create_device(s, site, "old")
         sites.revoke_device(s, revoked.device)
         keys["device_revoked"] = revoked.key
@@ -61,7 +71,7 @@ def world(app, db):
 def _headers(caller: str, world) -> dict:
     if caller in ROLES:
         return {"Authorization": "Basic " + base64.b64encode(f"{caller}:{caller}-password".encode()).decode()}
-    if caller.startswith("device"):
+    if caller in DEVICE_STATES:
         return {"Authorization": f"Bearer {world['keys'][caller]}"}
     return {}
 
