@@ -288,3 +288,13 @@ def test_prune_disables_lanes_and_revokes_keys_not_in_the_file(db):
     with db.sessions() as s:
         assert s.scalar(select(Device.revoked_at)) is not None
         assert not sites.get_lane(s, "HQ-OUT").enabled
+
+
+def test_null_means_left_out_and_a_lane_without_a_zone_round_trips():
+    text = "site: {code: N, name: N, timezone: UTC, currency: EUR, capacity: null, kind: null}\n" \
+           "lanes: [{code: N-IN, direction: entry, zone: null}]\n"
+    sf = spec.parse(text)
+    assert sf.site["kind"] == "public" and sf.lanes[0].zone is None
+    assert " zone:" not in spec.dump(sf) and spec.parse(spec.dump(sf)) == sf
+    [msg] = problems("site: {code: null, name: N, timezone: UTC, currency: EUR}\n")
+    assert "site.code: expected text, got nothing" in msg

@@ -90,6 +90,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "refund": frozenset({"supervisor", "finance"}),
     "write_off": frozenset({"finance"}),  # give up on what a car left owing (reconciliation page)
     "manage_users": frozenset(),
+    "manage_sites": frozenset(),  # sites, lanes, device keys, tariffs (administrators only)
     "subject_exports": frozenset({"supervisor"}),  # data-subject access requests (GDPR art. 15)
     "export_evidence": frozenset({"supervisor"}),  # signed evidence bundles of a stay, dispute or alert
 }

@@ -310,7 +310,7 @@ class _Reader:
         out: dict[str, Any] = {}
         ok = True
         for name, (check, default) in spec.items():
-            if name not in data:
+            if name not in data or (data[name] is None and default is not _MISSING):  # null: left out
                 if default is _MISSING:
                     self.problem(path, f"{what} needs {name!r}")
                     ok = False
@@ -523,8 +523,10 @@ def to_data(sf: SiteFile) -> dict[str, Any]:
     out["zones"] = [{"code": z.code, "name": z.name, "capacity": z.capacity} for z in sf.zones]
     out["lanes"] = []
     for ln in sf.lanes:
-        lane: dict[str, Any] = {"code": ln.code, "name": ln.name, "direction": ln.direction, "zone": ln.zone,
-                                "driver": ln.driver}
+        lane: dict[str, Any] = {"code": ln.code, "name": ln.name, "direction": ln.direction}
+        if ln.zone:
+            lane["zone"] = ln.zone
+        lane["driver"] = ln.driver
         if ln.driver_config:
             lane["driver_config"] = dict(ln.driver_config)
         if not ln.enabled:

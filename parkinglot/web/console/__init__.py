@@ -30,6 +30,7 @@ _VIEW_MODULES = (
     "views_shifts",
     "views_revenue",
     "views_users",
+    "views_setup",
     "views_subject_exports",
     "views_evidence",
 )

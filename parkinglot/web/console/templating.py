@@ -69,6 +69,7 @@ NAV = (
     NavItem("console.subject_exports", "Data requests", "subject_exports"),
     NavItem("console.revenue", "Revenue", "view_revenue"),
     NavItem("console.users_list", "Users", "manage_users"),
+    NavItem("console.setup", "Site setup", "manage_sites"),
 )
 
 
