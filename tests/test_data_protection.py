@@ -20,7 +20,7 @@ from parkinglot.records.errors import InvalidInput
 from parkinglot.records.evidence import EvidenceStore
 from parkinglot.records.models import Alert, AuditEvent, Evidence, ParkingSession, PlateRead, Shift
 from parkinglot.records.privacy import retention
-from parkinglot.records.privacy.subject_export import LINKED, write_folder
+from parkinglot.records.privacy.subject_export import LINKED, LINKED_ENTRY, write_folder
 from parkinglot.records.types import utcnow
 
 from .conftest import TEST_PLATE_KEY as KEY
@@ -36,9 +36,9 @@ def world(db, session, tmp_path):
     return {"site": site, "entry": entry, "exit": exit_, "store": EvidenceStore(tmp_path / "ev"), "user": user}
 
 
-def lane_event(session, w, lane, plate, when, seed, ticket=None):
+def lane_event(session, w, lane, plate, when, seed, ticket=None, confidence=0.95):
     ev = events.LaneEvent(lane_id=lane.id, captured_at=when, received_at=when, ticket=ticket,
-                          reading=events.Reading(plate=plate, raw_text=plate, confidence=0.95),
+                          reading=events.Reading(plate=plate, raw_text=plate, confidence=confidence),
                           frames=(events.Frame(jpeg_bytes(seed), "image/jpeg", 60, 40),))
     reply = events.process(session, w["store"], ev).reply
     session.commit()
@@ -515,3 +515,28 @@ def test_data_protection_commands_answer_with_sentences(tmp_path, monkeypatch):
     r = runner.invoke(main, ["retention", "run"], env={"PARKINGLOT_RETENTION_DAYS": "ninety"})
     assert r.exit_code == 1 and "PARKINGLOT_RETENTION_DAYS" in r.output and "ninety" in r.output, r.output
     assert isinstance(r.exception, SystemExit)
+
+
+def test_reads_an_attendant_acted_on_by_hand_are_linked_too(world, session, tmp_path):
+    """A held entry read admitted by hand under the plate the attendant typed, and a held exit read
+    let out by hand naming the car: both reads are of the subject's car under another plate."""
+    w = world
+    held_in = lane_event(session, w, w["entry"], "QVXCAR7", utcnow() - timedelta(hours=1), 61, confidence=0.3)
+    assert held_in.decision == "attendant"
+    stay = lanes.open_by_hand(session, w["entry"], w["user"], "plate is dirty, papers say QVXCAR1", plate="QVXCAR1",
+                              read_id=held_in.read_id).stay
+    session.commit()
+    held_out = lane_event(session, w, w["exit"], "QVXCAR7", utcnow() - timedelta(minutes=5), 62)
+    assert held_out.decision == "attendant"
+    lanes.open_by_hand(session, w["exit"], w["user"], "same car as this morning", plate="QVXCAR1",
+                       read_id=held_out.read_id)
+    session.commit()
+    assert (stay.entry_read_id, stay.exit_read_id) == (held_in.read_id, held_out.read_id)
+    write_folder(session, w["store"], "QVXCAR1", tmp_path / "me", requested_by="keeper", operator="t")
+    data = json.loads((tmp_path / "me" / "records.json").read_text())
+    assert [(x["id"], x["linked_by"]) for x in data["reads"]] == [(held_in.read_id, LINKED_ENTRY),
+                                                                   (held_out.read_id, LINKED)]
+    assert len(data["photos"]) == 2 and len(data["stays"]) == 1
+    write_folder(session, w["store"], "QVXCAR7", tmp_path / "lookalike", requested_by="keeper", operator="t")
+    other = json.loads((tmp_path / "lookalike" / "records.json").read_text())
+    assert other["reads"] == [] and other["photos"] == []

@@ -2,8 +2,9 @@
 
 ``collect`` gathers the subject's records: reads, the decisions made on them, stays,
 payments, alerts, disputes, permits, visitor passes, hotlist entries and locks. It adds the
-reads of the same car under a look-alike plate when a stay of the subject's was closed by an
-attendant confirming that read (an attendant-confirmed exit), marked as such; it leaves out
+reads of the same car under a look-alike plate that an attendant paired with a stay of the
+subject's (a confirmed look-alike exit; a car admitted or let out by hand with the lane's read),
+marked as such, and leaves those reads out of the look-alike plate's own export; it leaves out
 what would name other people (the candidate plates of other cars in a decision, the other
 vehicles on a shared permit). The photo list is built from the exported reads, never by
 listing a folder. ``write_folder`` (CLI, into a new or empty folder only) and ``write_zip``
@@ -33,6 +34,7 @@ from ..models import (Alert, Decision, Dispute, Evidence, HotlistEntry, ParkingS
                       PermitVehicle, PlateRead, ReadFrame, Site, VehicleLock, VisitorPass)
 
 LINKED = "attendant_confirmed_exit"
+LINKED_ENTRY = "attendant_confirmed_entry"
 
 
 def _row(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -76,30 +78,33 @@ def _in_sites(column, site_ids: Optional[Sequence[int]], *, shared: bool = False
     return or_(column.is_(None), cond) if shared else cond
 
 
-def _lookalike_reads(session: Session, stays: Iterable[ParkingSession], plate: str) -> list[PlateRead]:
-    """Reads under another plate that an attendant confirmed as one of these stays' exits.
+def _linked_reads(session: Session, stays: Iterable[ParkingSession], plate: str) -> list[tuple[PlateRead, str]]:
+    """Reads of the subject's car under another plate, with how they are linked: a stay's entry or
+    exit read whose plate is not the stay's. Only an attendant pairs those (a confirmed look-alike
+    match, a car admitted or let out by hand with the lane's read), so they are the subject's car.
 
     ``confirm_match`` records the held read as the stay's exit read; for stays confirmed before
     it did, the same rule (``matching.held_read_for``) finds it from the stay's exit time.
     """
-    out: dict[int, PlateRead] = {}
+    out: dict[int, tuple[PlateRead, str]] = {}
     for stay in stays:
-        if stay.closed_reason != "attendant_confirmed" or stay.exit_lane_id is None or stay.exited_at is None:
-            continue
-        if stay.exit_read_id is not None:
-            read = session.get(PlateRead, stay.exit_read_id)
-        else:
-            read = matching.held_read_for(session, stay, stay.exit_lane_id, stay.exited_at)
-        if read is not None and read.plate and read.plate != plate:
-            out[read.id] = read
-    return sorted(out.values(), key=lambda r: r.id)
+        exit_read = session.get(PlateRead, stay.exit_read_id) if stay.exit_read_id else None
+        if (exit_read is None and stay.closed_reason == "attendant_confirmed" and stay.exit_lane_id is not None
+                and stay.exited_at is not None):
+            exit_read = matching.held_read_for(session, stay, stay.exit_lane_id, stay.exited_at)
+        entry_read = session.get(PlateRead, stay.entry_read_id) if stay.entry_read_id else None
+        for read, how in ((entry_read, LINKED_ENTRY), (exit_read, LINKED)):
+            if read is not None and read.plate and read.plate != plate:
+                out[read.id] = (read, how)
+    return sorted(out.values(), key=lambda pair: pair[0].id)
 
 
-def _another_cars_exit():
-    """A read under this plate that an attendant confirmed as the exit of a stay of another plate:
-    the photo shows that other car, so it is that car's record, not this plate's."""
-    return exists().where(ParkingSession.exit_read_id == PlateRead.id, ParkingSession.plate != "",
-                          ParkingSession.plate != PlateRead.plate)
+def _another_cars_read():
+    """A read under this plate that an attendant paired with a stay of another plate (its entry or
+    exit read): the photo shows that other car, so it is that car's record, not this plate's."""
+    return exists().where(or_(ParkingSession.entry_read_id == PlateRead.id,
+                              ParkingSession.exit_read_id == PlateRead.id),
+                          ParkingSession.plate != "", ParkingSession.plate != PlateRead.plate)
 
 
 def _decision(decision: Decision) -> dict[str, Any]:
@@ -116,26 +121,27 @@ def collect(session: Session, plate: str, *, site_ids: Optional[Sequence[int]] =
         plate = plates.validate(plate)
     except plates.PlateError as exc:
         raise InvalidInput(str(exc)) from None
-    reads = list(session.scalars(select(PlateRead).where(PlateRead.plate == plate, ~_another_cars_exit(),
+    reads = list(session.scalars(select(PlateRead).where(PlateRead.plate == plate, ~_another_cars_read(),
                                                          _in_sites(PlateRead.site_id, site_ids))
                                  .order_by(PlateRead.id)))
     stays = list(session.scalars(select(ParkingSession).where(ParkingSession.plate == plate,
                                                               _in_sites(ParkingSession.site_id, site_ids))
                                  .order_by(ParkingSession.id)))
-    linked = _lookalike_reads(session, stays, plate)
+    linked = _linked_reads(session, stays, plate)
     stay_ids = [s.id for s in stays] or [-1]
-    all_reads = reads + linked
+    all_reads = reads + [read for read, _ in linked]
     decisions = {d.read_id: d for d in session.scalars(
         select(Decision).where(Decision.read_id.in_([r.id for r in all_reads] or [-1])))}
     permits = list(session.scalars(select(Permit).join(PermitVehicle, PermitVehicle.permit_id == Permit.id)
                                    .where(PermitVehicle.plate == plate, _in_sites(Permit.site_id, site_ids))
                                    .order_by(Permit.id)))
 
-    def read_entry(r: PlateRead, look_alike: bool) -> dict[str, Any]:
+    def read_entry(r: PlateRead, linked_by: Optional[str]) -> dict[str, Any]:
         entry = _row(r)
-        if look_alike:
-            entry["linked_by"] = LINKED
-            entry["note"] = (f"read as {r.plate}; an attendant confirmed it as the exit of a stay of {plate}")
+        if linked_by:
+            entry["linked_by"] = linked_by
+            entry["note"] = (f"read as {r.plate}; an attendant confirmed it as the "
+                             f"{'entry' if linked_by == LINKED_ENTRY else 'exit'} of a stay of {plate}")
         d = decisions.get(r.id)
         entry["decision"] = _decision(d) if d is not None else None
         return entry
@@ -144,8 +150,9 @@ def collect(session: Session, plate: str, *, site_ids: Optional[Sequence[int]] =
         "plate": plate,
         "exported_at": datetime.now().astimezone().isoformat(),
         "about": ("Every record this parking system holds about this plate. Reads marked linked_by "
-                  f"'{LINKED}' were read under a look-alike plate and confirmed by an attendant as this car."),
-        "reads": [read_entry(r, False) for r in reads] + [read_entry(r, True) for r in linked],
+                  f"'{LINKED}' or '{LINKED_ENTRY}' were read under a look-alike plate and confirmed by an "
+                  "attendant as this car."),
+        "reads": [read_entry(r, None) for r in reads] + [read_entry(r, how) for r, how in linked],
         "stays": [_row(s) for s in stays],
         "payments": [_row(p) for p in session.scalars(select(Payment).where(Payment.session_id.in_(stay_ids))
                                                        .order_by(Payment.id))],
