@@ -614,8 +614,13 @@ def test_visitor_passes_listed_revoked_and_visibly_expired(as_role, world, db):
     with db.sessions() as s:
         vp = s.scalar(select(VisitorPass).where(VisitorPass.plate == "VIS42"))
         assert vp.valid_from.isoformat() == "2026-03-02T08:00:00+00:00"  # 09:00 Berlin
-    assert att.post(f"/passes/{vp.id}/revoke", data={"csrf_token": csrf(att)}).status_code == 303
-    assert "VIS42" in att.get("/passes?show=revoked").text
+    r = att.post(f"/passes/{vp.id}/revoke", data={"csrf_token": csrf(att)})
+    assert r.status_code == 303 and "Say why the pass is revoked" in att.get(r.headers["Location"]).text
+    assert "VIS42" not in att.get("/passes?show=revoked").text
+    r = att.post(f"/passes/{vp.id}/revoke", data={"csrf_token": csrf(att), "reason": "visit cancelled"})
+    assert r.status_code == 303
+    revoked = att.get("/passes?show=revoked").text
+    assert "VIS42" in revoked and "Revoked: visit cancelled" in revoked
 
 
 def test_dispute_opened_by_attendant_resolved_by_supervisor(as_role, world, db):

@@ -98,6 +98,7 @@ class Reply:
     decision_id: Optional[int] = None
     ticket: Optional[str] = None
     candidates: tuple[str, ...] = ()
+    visitor_pass: Optional[str] = None  # a stay on a visitor pass: what the pass changed about the fee
 
     def to_json(self) -> dict[str, Any]:
         # the fields are plain values: a shallow dict is what asdict() built, without its deep copy
@@ -427,9 +428,13 @@ def _exit(session: Session, site: Site, lane: Lane, read: StoredRead, ev: LaneEv
                 balances.record_unpaid(session, site, m.session, due_minor=status.due_minor, cause="emergency_exit",
                                        reason="emergency mode (evacuation): barrier opened without payment",
                                        lane=lane, user=balances.emergency_approver(session, site))
+    terms = None
+    if m.paired and m.session is not None and m.session.visitor_pass_id:
+        terms = f"Visitor pass: {permits.pass_terms(site)}"
     return _record(session, site, lane, read, ev, d, session_id=m.session.id if m.session else None,
                    fee_due_minor=fee_due if d.reason == "payment_required" else None,
-                   candidates=tuple(c.plate for c in m.candidates), raised=_alert_for(d, m.stop, read.plate, lane))
+                   candidates=tuple(c.plate for c in m.candidates), raised=_alert_for(d, m.stop, read.plate, lane),
+                   visitor_pass=terms)
 
 
 # Built once: one decision per lane event, inserted without the unit of work's overhead.
@@ -439,7 +444,7 @@ _INSERT_DECISION = insert(DecisionRow.__table__).returning(DecisionRow.__table__
 def _record(session: Session, site: Site, lane: Lane, read: StoredRead, ev: LaneEvent, d: decide.Decision, *,
             session_id: Optional[int], fee_due_minor: Optional[int] = None, actor: str = "rule",
             ticket: Optional[str] = None, candidates: tuple[str, ...] = (),
-            raised: Sequence[AlertToRaise] = (), status: int = 200) -> Outcome:
+            raised: Sequence[AlertToRaise] = (), status: int = 200, visitor_pass: Optional[str] = None) -> Outcome:
     for alert in raised:
         _raise_once(session, site_id=site.id, lane_id=lane.id, kind=alert.kind, plate=read.plate, read_id=read.id,
                     session_id=session_id, message=alert.message, window_s=site.duplicate_window_s)
@@ -448,7 +453,7 @@ def _record(session: Session, site: Site, lane: Lane, read: StoredRead, ev: Lane
     reply = Reply(decision=d.outcome, reason=d.reason, plate=read.plate, confidence=round(read.confidence, 4),
                   session_id=session_id, fee_due=money(fee_due_minor, site.currency), currency=site.currency,
                   message_for_display=d.message, event_id=ev.event_id, read_id=read.id, ticket=ticket,
-                  candidates=candidates)
+                  candidates=candidates, visitor_pass=visitor_pass)
     session.flush()  # a plain INSERT doesn't autoflush: rows it points to (alert, stay) go first
     decision_id = session.execute(_INSERT_DECISION, dict(
         read_id=read.id, site_id=site.id, lane_id=lane.id, outcome=d.outcome, reason=d.reason, message=d.message,

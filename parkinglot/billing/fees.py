@@ -14,7 +14,7 @@ from typing import Optional
 from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
-from ..records.models import ParkingSession, Payment, Permit, Site, SiteHoliday, TariffVersion
+from ..records.models import ParkingSession, Payment, Permit, Site, SiteHoliday, TariffVersion, VisitorPass
 from .tariff import Paid, PermitCover, Quote, Tariff, quote
 
 _cache: dict[str, Tariff] = {}
@@ -96,6 +96,21 @@ def permit_cover(permit: Optional[Permit]) -> Optional[PermitCover]:
                                    label=f"Permit {permit.number}")
 
 
+VISITOR_RATE = "visitor"  # the tariff rate a visitor pass parks at when the site says ``visitor_rate``
+
+
+def pass_cover(site: Site, vp: Optional[VisitorPass], tariff: Tariff) -> Optional[PermitCover]:
+    """What a visitor pass changes about the fee, as the site sets it (``site.visitor_pass_pricing``):
+    nothing (``tariff``), free during its window (``free``), or the tariff's ``visitor`` rate
+    during its window (``visitor_rate``; a tariff without that rate charges its normal rates,
+    the site file's validation says so). Outside the window the normal tariff applies."""
+    if vp is None or site.visitor_pass_pricing == "free":
+        return None if vp is None else PermitCover(vp.valid_from, vp.valid_to, None, None, "Visitor pass")
+    if site.visitor_pass_pricing == "visitor_rate" and VISITOR_RATE in {r.name for r in tariff.rates}:
+        return PermitCover(vp.valid_from, vp.valid_to, None, VISITOR_RATE, "Visitor pass")
+    return None
+
+
 def fee_status(session: Session, site: Site, stay: ParkingSession, at: datetime, *,
                entered_at: Optional[datetime] = None, lost_ticket: bool = False) -> FeeStatus:
     """Price ``stay`` as if it ended at ``at`` (``entered_at`` overrides, for dispute re-pricing)."""
@@ -107,8 +122,12 @@ def fee_status(session: Session, site: Site, stay: ParkingSession, at: datetime,
     if stay.reentry_of_id:
         previous_exit = session.scalar(select(ParkingSession.exited_at).where(ParkingSession.id == stay.reentry_of_id))
     permit = session.get(Permit, stay.permit_id) if stay.permit_id else None
-    q = quote(entered_at or stay.entered_at, max(at, entered_at or stay.entered_at), tariff_of(version),
-              site.timezone, paid=Paid(max(paid.paid_minor, 0), paid.paid_until), permit=permit_cover(permit),
+    tariff = tariff_of(version)
+    cover = permit_cover(permit)
+    if cover is None and stay.visitor_pass_id and site.visitor_pass_pricing != "tariff":
+        cover = pass_cover(site, session.get(VisitorPass, stay.visitor_pass_id), tariff)
+    q = quote(entered_at or stay.entered_at, max(at, entered_at or stay.entered_at), tariff,
+              site.timezone, paid=Paid(max(paid.paid_minor, 0), paid.paid_until), permit=cover,
               holidays=holidays(session, site.id), lost_ticket=lost_ticket, entry_proven=stay.entry_read_id is not None,
               previous_exit=previous_exit)
     return FeeStatus(q.amount_minor, paid.paid_minor, q.due_minor, q.paid_until, q, q.currency)

@@ -268,11 +268,29 @@ def create_visitor_pass(session: Session, site: Site, *, plate: str, valid_from:
     return vp
 
 
-def revoke_visitor_pass(session: Session, vp: VisitorPass, *, user_id: int, note: str = "") -> VisitorPass:
+def revoke_visitor_pass(session: Session, vp: VisitorPass, *, user_id: int, reason: str) -> VisitorPass:
+    """Withdraw a pass, saying why: the reason is kept on the pass and in the audit trail (the
+    visitor who turns up anyway is sent to an attendant, who will want to know)."""
+    reason = (reason or "").strip()
+    if len(reason) < 3:
+        raise InvalidInput("a reason is required to revoke a visitor pass (at least 3 characters)")
     if vp.revoked_at is not None:
         raise Conflict("visitor pass already revoked")
     vp.revoked_at = utcnow()
     vp.revoked_by = user_id
-    audit.append(session, "visitor_pass.revoked", "visitor_pass", vp.id, {"plate": vp.plate, "note": note},
+    vp.revoke_reason = reason[:500]
+    audit.append(session, "visitor_pass.revoked", "visitor_pass", vp.id, {"plate": vp.plate, "reason": vp.revoke_reason},
                  actor=audit.Actor.user(user_id), site_id=vp.site_id)
     return vp
+
+
+PASS_PRICING_TEXT = {
+    "free": "parks free during its window",
+    "visitor_rate": "parks at the visitor rate during its window",
+    "tariff": "parks at the normal tariff (the pass only lets the car in)",
+}
+
+
+def pass_terms(site: Site) -> str:
+    """What a visitor pass changes about the fee at ``site``, as a sentence fragment."""
+    return PASS_PRICING_TEXT.get(site.visitor_pass_pricing, PASS_PRICING_TEXT["tariff"])

@@ -16,7 +16,8 @@ from ..billing.tariff_model import TariffError
 from ..billing.tariff_model import currency_exponent as _currency_exponent
 from . import audit
 from .errors import InvalidInput, NotFound
-from .models import DEFAULT_VISITORS, DEVICE_KINDS, SITE_KINDS, VISITOR_POLICIES, Device, Lane, Site, Zone
+from .models import (DEFAULT_VISITORS, DEVICE_KINDS, SITE_KINDS, VISITOR_PASS_PRICING, VISITOR_POLICIES, Device, Lane,
+                     Site, Zone)
 from .types import utcnow
 
 # Site, zone and lane codes: short, readable in URLs, logs and on the controller's screen.
@@ -87,6 +88,14 @@ def check_visitor_policy(kind: str, visitors: Optional[str]) -> str:
     return visitors
 
 
+def check_pass_pricing(pricing: str) -> str:
+    """What a visitor pass changes about the fee: ``tariff`` (nothing), ``free`` or ``visitor_rate``
+    (the tariff's rate named ``visitor``) during the pass's window."""
+    if pricing not in VISITOR_PASS_PRICING:
+        raise InvalidInput(f"visitor_pass_pricing must be one of {', '.join(VISITOR_PASS_PRICING)}; got {pricing!r}")
+    return pricing
+
+
 def create_site(
     session: Session,
     *,
@@ -113,6 +122,8 @@ def create_site(
     if plate_region is not None and plate_regions is not None:
         raise InvalidInput("give plate_regions or plate_region, not both")
     regions = check_regions(plate_regions if plate_regions is not None else [plate_region or "us"])
+    if "visitor_pass_pricing" in options:
+        check_pass_pricing(str(options["visitor_pass_pricing"]))
     site = Site(
         code=code,
         name=name,

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ..billing.tariff_model import InvalidTariff, Tariff, TariffError
 from ..records.errors import InvalidInput
-from ..records.models import DEFAULT_VISITORS, LANE_DIRECTIONS, SITE_KINDS, VISITOR_POLICIES
+from ..records.models import DEFAULT_VISITORS, LANE_DIRECTIONS, SITE_KINDS, VISITOR_PASS_PRICING, VISITOR_POLICIES
 from ..records.sites import CODE
 from . import document
 from .document import Document, DocumentError, Path_
@@ -248,6 +248,8 @@ SITE_FIELDS: dict[str, tuple[Check, Any]] = {
     "capacity": (_int(0, optional=True), None),
     "kind": (_choice(SITE_KINDS), "public"),
     "visitors": (_choice(VISITOR_POLICIES, optional=True), _DEFAULT_VISITORS),
+    # a visitor pass's window parks free, at the tariff's "visitor" rate, or at the normal tariff
+    "visitor_pass_pricing": (_choice(VISITOR_PASS_PRICING), "tariff"),
     "plate_regions": (_regions, ["us"]),
     "lapsed_credential_days": (_int(0), 90),
     "free_format_min_confidence": (_fraction, 0.8),

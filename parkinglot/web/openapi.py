@@ -46,6 +46,9 @@ EVENT_REPLY = {
         "decision_id": {"type": ["integer", "null"]},
         "ticket": {"type": ["string", "null"]},
         "candidates": {"type": "array", "items": {"type": "string"}},
+        "visitor_pass": {"type": ["string", "null"],
+                         "description": "At an exit, for a stay on a visitor pass: what the pass changed about "
+                                        "the fee (free, the visitor rate, or the normal tariff), as the site sets it"},
         "error": {"type": "object", "description": "Only on 409: the event id was used for another request"},
     },
 }

@@ -9,7 +9,7 @@ from flask import Flask, g, request
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from ...records import users
+from ...records import permits, users
 from ...records.models import Alert, Shift, Site
 from ..transaction import read_db
 from . import formatting
@@ -107,6 +107,7 @@ def init_app(app: Flask) -> None:
     env.globals["allowed"] = allowed
     env.globals["alert_kinds"] = ALERT_KINDS
     env.globals["unpaid_causes"] = UNPAID_CAUSES
+    env.globals["pass_terms"] = permits.pass_terms
     env.filters["audit_data"] = audit_data
     env.filters["fromiso"] = from_iso
     env.globals["timedelta"] = timedelta

@@ -11,7 +11,7 @@ from ...records.wallclock import localize
 from ..auth import roles_required
 from ..transaction import db, read_db, rollback_only
 from . import bp
-from .forms import NoteForm, VisitorPassForm
+from .forms import RevokeForm, VisitorPassForm
 from .scope import chosen_site, get_scoped, me, my_sites
 from .views_stays import page_number
 
@@ -28,7 +28,8 @@ def _page(site: Site, form=None, status=200):
                                              offset=(page - 1) * PAGE_SIZE)
     return render_template("console/passes.html", site=site, sites=my_sites(), rows=rows, has_next=has_next,
                            page=page, show=show, now=now, status_of=lambda vp: permit_service.pass_status(vp, now),
-                           form=form or VisitorPassForm(formdata=None), revoke_form=NoteForm(formdata=None),
+                           form=form or VisitorPassForm(formdata=None), revoke_form=RevokeForm(formdata=None),
+                           terms=permit_service.pass_terms(site),
                            args={k: v for k, v in request.args.items() if k != "page"}), status
 
 
@@ -68,11 +69,11 @@ def pass_create():
 def pass_revoke(pass_id: int):
     session = db()
     vp = get_scoped(session, VisitorPass, pass_id, "visitor pass")
-    form = NoteForm()
+    form = RevokeForm()
     try:
         if not form.validate():
-            raise InvalidInput("; ".join(form.note.errors))
-        permit_service.revoke_visitor_pass(session, vp, user_id=me().id, note=form.note.data or "")
+            raise InvalidInput("Say why the pass is revoked: " + "; ".join(form.reason.errors))
+        permit_service.revoke_visitor_pass(session, vp, user_id=me().id, reason=form.reason.data)
     except ParkingError as exc:
         rollback_only()
         flash(exc.message, "error")
