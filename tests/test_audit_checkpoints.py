@@ -299,3 +299,33 @@ def test_cli_checkpoint_public_key_and_verify_names_the_rewrite(db, tmp_path, mo
     bad = run("audit", "verify", "--public-key", str(tmp_path / "pub.pem"))
     assert bad.exit_code == 1
     assert "RE-CHAINED" in bad.output and "first contradicted checkpoint: 1" in bad.output
+
+
+# --- the external witness ----------------------------------------------------------------------------
+
+def test_the_witness_gets_every_checkpoint_by_webhook_and_syslog(keys):
+    import socket
+
+    cp = Checkpoint(7, 70, "a" * 64, 70, "2026-12-02T07:00:00.000000+00:00", keys.key_id, "c2ln")
+    got = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        udp.settimeout(5)
+        policy = checkpoints.Policy(witness_url="http://witness.invalid/hook",
+                                    witness_syslog=f"127.0.0.1:{udp.getsockname()[1]}")
+        checkpoints.send_to_witness(policy, cp, sender=lambda url, body, timeout_s: got.append((url, body)))
+        line = udp.recv(65536).decode()
+    assert got == [("http://witness.invalid/hook", {"event": "audit.checkpoint", "checkpoint": cp.to_dict()})]
+    assert "parkinglot audit checkpoint" in line and '"seq": 7' in line
+
+
+def test_a_dead_witness_never_stops_the_checkpoint(db, keys, tmp_path):
+    def refuse(*_a, **_k):
+        raise OSError("connection refused")
+
+    policy = checkpoints.Policy(log_path=tmp_path / "cp.log", witness_url="http://127.0.0.1:9/none")
+    checkpoints.send_to_witness(policy, Checkpoint(1, 0, GENESIS_HASH, 0, "x", keys.key_id, ""), sender=refuse)
+    trail = checkpoints.Checkpointer(db.sessions, lambda: keys, policy)
+    _append(db, 2)
+    cp, new = trail.checkpoint()
+    assert new and checkpoint_log.read(tmp_path / "cp.log")[0] == [cp]
