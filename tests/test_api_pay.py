@@ -231,3 +231,64 @@ def test_not_json_and_bad_keys(client, w):
     assert r.status_code == 400
     assert quote(client, "pl_000000000000_nope", ticket="T").status_code == 401
     assert client.get("/api/v1/pay/payments/1/receipt", headers=auth(w["pay_key"])).status_code == 404
+
+
+# --- pay on exit -------------------------------------------------------------------------------
+
+def test_pay_on_exit_through_the_http_api(client, w, db):
+    """exit -> payment_required with fee_due -> the lane's terminal pays -> the controller's retry of
+    the same event opens, and the payment is credited to that exit lane."""
+    with db.sessions() as s:
+        from parkinglot.records import sites as site_records
+
+        terminal = site_records.create_device(s, site_records.get_site(s, w["site"]), "exit terminal",
+                                              kind="pay_station", lane=site_records.get_lane(s, w["exit"])).key
+        s.commit()
+    event = {"plate": "PAY1", "confidence": 0.95, "event_id": "exit-77"}
+    first = client.post(f"/api/v1/lanes/{w['exit']}/events", json=event, headers=auth(w["lane_key"]))
+    body = first.get_json()
+    assert first.status_code == 200 and body["decision"] == "deny" and body["reason"] == "payment_required"
+    assert body["fee_due"] == "6.00" and body["session_id"] == w["stay"]
+    # the terminal on that lane finds the waiting car by itself, and its amount agrees with fee_due
+    waiting = client.get("/api/v1/pay/waiting", headers=auth(terminal))
+    assert waiting.status_code == 200, waiting.get_json()
+    q = waiting.get_json()
+    assert q["stay_id"] == w["stay"] and q["amount_due"] == body["fee_due"]
+    # an unpaid retry is still refused
+    again = client.post(f"/api/v1/lanes/{w['exit']}/events", json=event, headers=auth(w["lane_key"])).get_json()
+    assert again["decision"] == "deny" and again["reason"] == "payment_required"
+    paid = pay(client, terminal, stay_id=q["stay_id"], amount=q["amount_due"], method="card",
+               idempotency_key="exit-77-pay", terminal_ref="EMV-1")
+    assert paid.status_code == 201, paid.get_json()
+    retry = client.post(f"/api/v1/lanes/{w['exit']}/events", json=event, headers=auth(w["lane_key"]))
+    out = retry.get_json()
+    assert retry.status_code == 200 and out["decision"] == "open", out
+    assert out["fee_due"] is None and out["session_id"] == w["stay"]
+    # and the retry of that open is the stored open (nothing new)
+    replay = client.post(f"/api/v1/lanes/{w['exit']}/events", json=event, headers=auth(w["lane_key"])).get_json()
+    assert replay["decision"] == "open" and replay["decision_id"] == out["decision_id"]
+    with db.sessions() as s:
+        stay = s.get(ParkingSession, w["stay"])
+        assert stay.status == "closed" and stay.fee_minor == 600
+        payment = s.get(Payment, paid.get_json()["payment_id"])
+        exit_lane = site_records.get_lane(s, w["exit"])
+        assert payment.lane_id == exit_lane.id and payment.terminal_ref == "EMV-1"
+        assert revenue_rollup.differences(s) == {}
+        assert audit.verify(s).ok
+    # the car has gone: nothing is waiting, and the stay can no longer be paid
+    assert client.get("/api/v1/pay/waiting", headers=auth(terminal)).status_code in (404, 409)
+    late = pay(client, terminal, stay_id=w["stay"], amount="2.00", method="card", idempotency_key="late")
+    assert late.status_code == 409 and late.get_json()["error"]["code"] == "stay_closed"
+
+
+def test_waiting_needs_a_lane_terminal_and_a_refused_car(client, w, db):
+    r = client.get("/api/v1/pay/waiting", headers=auth(w["pay_key"]))
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "not_a_lane_terminal"
+    with db.sessions() as s:
+        from parkinglot.records import sites as site_records
+
+        terminal = site_records.create_device(s, site_records.get_site(s, w["site"]), "t2", kind="pay_station",
+                                              lane=site_records.get_lane(s, w["exit"])).key
+        s.commit()
+    r = client.get("/api/v1/pay/waiting", headers=auth(terminal))
+    assert r.status_code == 404 and r.get_json()["error"]["code"] == "no_car_waiting"

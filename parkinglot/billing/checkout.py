@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from ..records import lookup
 from ..records.errors import Conflict, InvalidInput, NotFound
+from ..records.models import Decision as DecisionRow
 from ..records.models import Device, Lane, ParkingSession, Payment, Site, User
 from ..records.sites import currency_exponent
 from ..records.types import utcnow
@@ -98,6 +99,34 @@ def find_stay(session: Session, site: Site, *, ticket: Optional[str] = None, pla
         if stay is None or stay.site_id != site.id:
             raise NotFound(f"no stay {stay_id} at this site")
     return stay
+
+
+class NotALaneTerminal(Conflict):
+    code = "not_a_lane_terminal"
+
+
+class NoCarWaiting(NotFound):
+    code = "no_car_waiting"
+
+
+# The newest exit refused for payment at a lane (ix_decision_lane_time).
+_WAITING = (select(DecisionRow.session_id, DecisionRow.reason).where(DecisionRow.lane_id == bindparam("lane_id"),
+                                                 DecisionRow.created_at >= bindparam("since"))
+            .order_by(DecisionRow.created_at.desc(), DecisionRow.id.desc()).limit(1))
+
+
+def waiting_at_lane(session: Session, site: Site, lane_id: Optional[int], *, within_s: int,
+                    now: Optional[datetime] = None) -> ParkingSession:
+    """The stay of the car at a lane's payment terminal: the last car the lane decided on, if
+    that decision (within ``within_s``) refused it for payment. A terminal bound to no lane
+    has no car of its own: it looks stays up by ticket or plate instead."""
+    if lane_id is None:
+        raise NotALaneTerminal("this pay station is not bound to a lane: look the stay up by ticket or plate")
+    since = (now or utcnow()) - timedelta(seconds=within_s)
+    row = session.execute(_WAITING, {"lane_id": lane_id, "since": since}).first()
+    if row is None or row.reason != "payment_required" or row.session_id is None:
+        raise NoCarWaiting("no car is waiting to pay at this lane")
+    return find_stay(session, site, stay_id=row.session_id)
 
 
 @dataclass(frozen=True)

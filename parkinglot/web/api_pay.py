@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from flask import jsonify, render_template, request
+from flask import current_app, jsonify, render_template, request
 
 from .. import plates
 from ..billing import checkout
 from ..records.errors import InvalidInput, NotFound
-from ..records.models import Payment, Site
+from ..records.models import Lane, Payment, Site
 from .api import bp
 from .api_lanes import MalformedJSON, UnsupportedMediaType
 from .auth import require_pay_station
@@ -88,6 +88,17 @@ def pay_quote():
     return jsonify(q.to_dict())
 
 
+@bp.get("/pay/waiting")
+def pay_waiting():
+    """A lane's payment terminal: the quote of the car its exit just refused for payment."""
+    device, site = _site()
+    window = int(current_app.config["EVENT_REPLAY_WINDOW_S"])
+    stay = checkout.waiting_at_lane(read_db(), site, device.lane_id, within_s=window)
+    q = checkout.quote_stay(read_db(), site, stay)
+    rollback_only()
+    return jsonify(q.to_dict())
+
+
 @bp.post("/pay/payments")
 def pay_record():
     """Record the payment of the amount due, once per idempotency key."""
@@ -105,7 +116,8 @@ def pay_record():
     stay = checkout.find_stay(db(), site, stay_id=stay_id)
     taken = checkout.take_payment(db(), site, stay, amount_minor=amount_minor, method=method,
                                   reference=checkout.device_reference(device, key),
-                                  terminal_ref=_token(body.get("terminal_ref"), "terminal_ref"), device=device)
+                                  terminal_ref=_token(body.get("terminal_ref"), "terminal_ref"), device=device,
+                                  lane=db().get(Lane, device.lane_id) if device.lane_id else None)
     receipt = checkout.receipt(db(), site, taken.payment).to_dict()
     receipt["idempotency_key"] = key
     resp = jsonify(receipt)

@@ -361,6 +361,20 @@ SPEC: dict[str, Any] = {
                               "422": _err("Not exactly one of ticket, plate, stay_id; invalid value; unknown field")},
             }
         },
+        "/pay/waiting": {
+            "get": {
+                "summary": "Lane payment terminal: the quote of the car its exit lane just refused for payment",
+                "description": "For a pay station bound to an exit lane (`parkinglot devices add --kind pay_station "
+                               "--lane CODE`): the stay of the last car the lane decided on, if that decision "
+                               "(within the event replay window) was `payment_required`. Pay it with "
+                               "`POST /pay/payments`; the controller's retry of the same exit event then opens.",
+                "security": PAY_STATION,
+                "responses": {"200": _ok("The quote", "PayQuote"),
+                              "404": _err("`no_car_waiting`: the lane's last decision was not a refusal for payment"),
+                              "409": _err("`not_a_lane_terminal` (this pay station is bound to no lane) or "
+                                          "`stay_closed`")},
+            }
+        },
         "/pay/payments": {
             "post": {
                 "summary": "Pay station: record the payment of the amount due",

@@ -36,6 +36,7 @@ API_ROUTES = {
     "api.openapi_document": ("GET", "/api/v1/openapi.json", set(CALLERS), None),
     # pay stations only (a lane controller's key is refused); another site's stays are 404, past auth
     "api.pay_quote": ("POST", "/api/v1/pay/quotes", {"pay_station", "pay_station_other_site"}, {"stay_id": 1}),
+    "api.pay_waiting": ("GET", "/api/v1/pay/waiting", {"pay_station", "pay_station_other_site"}, None),
     "api.pay_record": ("POST", "/api/v1/pay/payments", {"pay_station", "pay_station_other_site"},
                        {"stay_id": 1, "amount": "1.00", "method": "cash", "idempotency_key": "matrix"}),
     "api.pay_receipt": ("GET", "/api/v1/pay/payments/1/receipt", {"pay_station", "pay_station_other_site"}, None),
