@@ -115,8 +115,12 @@ def load_demo(ctx: Context, *, history: int = 300, if_empty: bool = False, seed:
             users.create_user(s, username=role, password=demo_password(role), role=role,
                               sites=[site] if role in ("attendant", "supervisor") else [], display_name=name)
             lines.append(f"  console login: {role} / {demo_password(role)}")
-        for i, issued in enumerate(applied.keys, start=1):
+        controllers = [k for k in applied.keys if k.kind == "lane_controller"]
+        for i, issued in enumerate(controllers, start=1):
             lines.append(f"  device key (controller {i}): {issued.key}")
+        for issued in applied.keys:
+            if issued.kind == "pay_station":
+                lines.append(f"  pay station key ({issued.name}): {issued.key}")
         permit_plates = []
         for n in range(1, 6):
             plates_ = [random_plate(rng) for _ in range(rng.choice([1, 2]))]

@@ -94,7 +94,7 @@ def test_site_apply_export_and_the_everyday_verbs(instance, tmp_path):
     first = run("site", "apply", str(path))
     assert first.exit_code == 0, first.output
     assert "  site NB: created" in first.output and "  lane NB-OUT: created (exit)" in first.output
-    assert "Entry box (device 1, lane NB-IN): pl_" in first.output  # the key, shown once
+    assert "Entry box (device 1, lane_controller, lane NB-IN): pl_" in first.output  # the key, shown once
     assert run("site", "apply", str(path)).output == "no changes\n"
     exported = tmp_path / "exported.yaml"
     assert run("site", "export", "NB", "-o", str(exported)).exit_code == 0

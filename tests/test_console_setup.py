@@ -76,16 +76,17 @@ def test_lanes_are_added_disabled_with_a_reason_and_enabled(as_role, world, db):
 def test_a_device_key_is_shown_once_and_can_be_revoked(as_role, world, db):
     admin = as_role("admin")
     r = admin.post("/setup/sites/HQ/devices", data={"csrf_token": csrf(admin), "name": "Exit box",
-                                                    "lane": world.exit})
+                                                    "kind": "pay_station", "lane": world.exit})
     assert r.status_code == 200 and "Shown this once" in r.text
     [key] = KEY.findall(r.text)
     assert f"bound to lane {world.exit}" in r.text
     assert not KEY.search(admin.get("/setup/sites/HQ").text)  # never again
     with db.sessions() as s:
         device = sites.authenticate_device(s, key)
-        assert device is not None and device.lane.code == world.exit
+        assert device is not None and device.lane.code == world.exit and device.kind == "pay_station"
         device_id = device.id
-    unnamed = admin.post("/setup/sites/HQ/devices", data={"csrf_token": csrf(admin), "name": "", "lane": ""})
+    unnamed = admin.post("/setup/sites/HQ/devices", data={"csrf_token": csrf(admin), "name": "", "lane": "",
+                                                          "kind": "lane_controller"})
     assert unnamed.status_code == 422 and "Give the device a name" in unnamed.text
     assert admin.post(f"/setup/devices/{device_id}/revoke", data={"csrf_token": csrf(admin)}).status_code == 303
     with db.sessions() as s:

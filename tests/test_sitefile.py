@@ -134,6 +134,12 @@ def test_a_lane_code_used_twice_is_refused():
     ("{code: HQ-OUT, direction: exit, zone: A}", "{code: HQ-OUT, direction: exit, driver: http_relay}",
      "lanes[1].driver_config", "http_relay needs an http(s) url"),
     ("{name: Gate box, lane: HQ-IN}", "{name: Gate box, lane: HQ-XX}", "devices[0].lane", "unknown lane 'HQ-XX'"),
+    ("{name: Gate box, lane: HQ-IN}", "{name: Gate box, kind: camera}", "devices[0].kind",
+     "must be one of lane_controller, pay_station"),
+    ("plate_regions: [eu]", "plate_regions: [eu]\n  visitor_pass_pricing: visitor_rate", "site.visitor_pass_pricing",
+     "rates has none"),
+    ("plate_regions: [eu]", "plate_regions: [eu]\n  visitor_pass_pricing: half", "site.visitor_pass_pricing",
+     "must be one of tariff, free, visitor_rate"),
     ("{name: Gate box, lane: HQ-IN}", "{name: Gate box, key: pl_0123456789ab_secret}", "devices[0].key",
      "holds no device keys"),
     ('effective_from: "2026-01-01T00:00:00Z"', 'effective_from: "2026-01-01T00:00:00"', "tariff.effective_from",
@@ -183,7 +189,7 @@ def test_apply_creates_then_changes_nothing(db):
     first = apply_text(db, SMALL)
     assert [str(c) for c in first.changes] == [
         "site HQ: created (Head office, Europe/Paris, EUR)", "zone A: created", "lane HQ-IN: created (entry)",
-        "lane HQ-OUT: created (exit)", "device 'Gate box': created (bound to lane HQ-IN)",
+        "lane HQ-OUT: created (exit)", "device 'Gate box': created (lane_controller, bound to lane HQ-IN)",
         "tariff std: version 1 created (effective from 2026-01-01T00:00:00Z)"]
     [key] = first.keys
     assert key.name == "Gate box" and key.lane == "HQ-IN" and key.key.startswith("pl_")
@@ -298,3 +304,24 @@ def test_null_means_left_out_and_a_lane_without_a_zone_round_trips():
     assert " zone:" not in spec.dump(sf) and spec.parse(spec.dump(sf)) == sf
     [msg] = problems("site: {code: null, name: N, timezone: UTC, currency: EUR}\n")
     assert "site.code: expected text, got nothing" in msg
+
+
+def test_a_pay_station_bound_to_an_exit_is_its_payment_terminal_and_keeps_its_kind(db):
+    text = SMALL.replace("  - {name: Gate box, lane: HQ-IN}\n",
+                         "  - {name: Gate box, lane: HQ-IN}\n  - {name: Exit terminal, kind: pay_station, lane: HQ-OUT}\n")
+    applied = apply_text(db, text)
+    assert "device 'Exit terminal': created (pay_station, bound to lane HQ-OUT)" in [str(c) for c in applied.changes]
+    assert [k.kind for k in applied.keys] == ["lane_controller", "pay_station"]
+    with db.sessions() as s:
+        exported = spec.dump(service.export(s, "HQ"))
+    assert "kind: pay_station" in exported and apply_text(db, exported).changes == ()
+    with pytest.raises(SiteFileError) as info:
+        apply_text(db, text.replace("kind: pay_station", "kind: lane_controller"))
+    assert "devices[1].kind: device 'Exit terminal' is a pay_station; a key keeps its kind" in str(info.value)
+
+
+def test_the_documented_example_is_a_valid_site_file():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "site-file.md").read_text(encoding="utf-8")
+    example = re.search(r"```yaml\n(.*?)```", doc, re.S).group(1)
+    sf = spec.parse(example, "docs/site-file.md")
+    assert [d.kind for d in sf.devices] == ["lane_controller", "pay_station", "pay_station"]

@@ -44,7 +44,7 @@ def render_applied(applied, *, dry_run: bool = False) -> list[str]:
         lines = ["would change:" if dry_run else "changed:"] + [f"  {c}" for c in applied.changes]
     if applied.keys and not dry_run:
         lines.append("new device keys (shown this once; only a hash is stored - put each in its controller now):")
-        lines += [f"  {k.name} (device {k.device_id}, {'lane ' + k.lane if k.lane else 'any lane'}): {k.key}"
+        lines += [f"  {k.name} (device {k.device_id}, {k.kind}, {'lane ' + k.lane if k.lane else 'any lane'}): {k.key}"
                   for k in applied.keys]
     lines += [f"note: {n}" for n in applied.notes]
     return lines

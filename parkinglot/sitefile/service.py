@@ -49,6 +49,7 @@ class IssuedDeviceKey:
     name: str
     lane: Optional[str]
     key: str = field(repr=False)
+    kind: str = "lane_controller"
 
 
 @dataclass(frozen=True)
@@ -108,10 +109,15 @@ def _check(session: Session, sf: SiteFile, site: Optional[Site], now: datetime) 
         dup = session.execute(select(Device.name).where(Device.site_id == site.id, Device.revoked_at.is_(None),
                                                         Device.name.in_(names))
                               .group_by(Device.name).having(func.count() > 1)).scalars().all() if names else []
+        kinds = dict(session.execute(select(Device.name, Device.kind).where(
+            Device.site_id == site.id, Device.revoked_at.is_(None), Device.name.in_(names))).all()) if names else {}
         for d in sf.devices:
             if d.name in dup:
                 problems.append(src.problem(d.path + ("name",), f"site {site.code} has several active devices "
                                             f"called {d.name!r}: revoke the extra ones first (devices revoke ID)"))
+            elif d.name in kinds and kinds[d.name] != d.kind:
+                problems.append(src.problem(d.path + ("kind",), f"device {d.name!r} is a {kinds[d.name]}; a key "
+                                            f"keeps its kind: revoke it and add a {d.kind} under another name"))
         if sf.tariff is not None:
             problems.extend(_check_tariff(session, site, sf.tariff, src, now))
     if problems:
@@ -232,10 +238,10 @@ class _Run:
             lane = lanes[spec.lane] if spec.lane else None
             device = by_name.get(spec.name)
             if device is None:
-                issued = sites.create_device(self.s, site, spec.name, lane=lane, actor=self.actor)
-                self.keys.append(IssuedDeviceKey(issued.device.id, spec.name, spec.lane, issued.key))
-                self.changes.append(Change(f"device {spec.name!r}", "created",
-                                           f"bound to lane {spec.lane}" if spec.lane else "any lane of the site"))
+                issued = sites.create_device(self.s, site, spec.name, lane=lane, kind=spec.kind, actor=self.actor)
+                self.keys.append(IssuedDeviceKey(issued.device.id, spec.name, spec.lane, issued.key, spec.kind))
+                self.changes.append(Change(f"device {spec.name!r}", "created", f"{spec.kind}, " + (
+                    f"bound to lane {spec.lane}" if spec.lane else "any lane of the site")))
             elif sites.bind_device(self.s, device, lane, actor=self.actor):
                 self.changes.append(Change(f"device {spec.name!r}", "rebound",
                                            f"to lane {spec.lane}" if spec.lane else "to any lane of the site"))
@@ -289,7 +295,7 @@ def export(session: Session, code: str) -> SiteFile:
         tuple(ZoneSpec(z.code, z.name, z.capacity, ()) for z in zones),
         tuple(LaneSpec(ln.code, ln.name, ln.direction, zone_code.get(ln.zone_id) if ln.zone_id else None, ln.driver,
                        dict(ln.driver_config or {}), ln.enabled, ()) for ln in lanes),
-        tuple(DeviceSpec(d.name, lane_code.get(d.lane_id) if d.lane_id else None, ()) for d in devices),
+        tuple(DeviceSpec(d.name, d.kind, lane_code.get(d.lane_id) if d.lane_id else None, ()) for d in devices),
         tariff,
         Source(f"site {code}", Document(None)),
     )

@@ -24,7 +24,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ..billing.tariff_model import InvalidTariff, Tariff, TariffError
 from ..records.errors import InvalidInput
-from ..records.models import DEFAULT_VISITORS, LANE_DIRECTIONS, SITE_KINDS, VISITOR_PASS_PRICING, VISITOR_POLICIES
+from ..records.models import (DEFAULT_VISITORS, DEVICE_KINDS, LANE_DIRECTIONS, SITE_KINDS, VISITOR_PASS_PRICING,
+                              VISITOR_POLICIES)
 from ..records.sites import CODE
 from . import document
 from .document import Document, DocumentError, Path_
@@ -100,7 +101,10 @@ class LaneSpec:
 
 @dataclass(frozen=True)
 class DeviceSpec:
+    """A lane controller or a pay station; a pay station bound to an exit lane is its payment terminal."""
+
     name: str
+    kind: str
     lane: Optional[str]
     path: Path_ = field(compare=False)
 
@@ -278,6 +282,7 @@ LANE_FIELDS: dict[str, tuple[Check, Any]] = {
 }
 DEVICE_FIELDS: dict[str, tuple[Check, Any]] = {
     "name": (_text(120), _MISSING),
+    "kind": (_choice(DEVICE_KINDS), "lane_controller"),
     "lane": (_text(32), None),
 }
 TARIFF_KEYS = ("code", "name", "effective_from", "rules")
@@ -399,7 +404,7 @@ def parse(text: str, filename: str = "<site file>") -> SiteFile:
         if d["lane"] is not None and d["lane"] not in lane_codes:
             r.problem(path + ("lane",), f"unknown lane {d['lane']!r}; the file's lanes: "
                                         f"{', '.join(sorted(lane_codes)) or 'none'}")
-        devices.append(DeviceSpec(d["name"], d["lane"], path))
+        devices.append(DeviceSpec(d["name"], d["kind"], d["lane"], path))
     r.unique(devices, "name", "device name")
 
     tariff = None
@@ -411,6 +416,10 @@ def parse(text: str, filename: str = "<site file>") -> SiteFile:
         except ValueError:  # already reported at site.currency; the rules cannot be checked without it
             currency = None
         tariff = _tariff(r, top["tariff"], currency)
+    if site is not None and tariff is not None and site["visitor_pass_pricing"] == "visitor_rate" \
+            and "visitor" not in tariff.rules["rates"]:
+        r.problem(("site", "visitor_pass_pricing"), "visitor_rate prices visitor passes with the tariff's rate "
+                                                    "named 'visitor', and tariff.rules.rates has none")
     if r.problems:
         raise SiteFileError(r.problems)
     assert site is not None
@@ -534,7 +543,8 @@ def to_data(sf: SiteFile) -> dict[str, Any]:
         if not ln.enabled:
             lane["enabled"] = False
         out["lanes"].append(lane)
-    out["devices"] = [{"name": d.name, **({"lane": d.lane} if d.lane else {})} for d in sf.devices]
+    out["devices"] = [{"name": d.name, **({"kind": d.kind} if d.kind != "lane_controller" else {}),
+                       **({"lane": d.lane} if d.lane else {})} for d in sf.devices]
     if sf.tariff is not None:
         rules = {k: v for k, v in sf.tariff.rules.items() if k != "schema"
                  and not (k == "currency" and v == sf.site["currency"])}

@@ -44,7 +44,9 @@ class LaneSwitchForm(ConsoleForm):
 
 class DeviceForm(ConsoleForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
-    lane = SelectField("Bound to lane", choices=[])
+    kind = SelectField("Kind", choices=options([("lane_controller", "Lane controller (lane API)"),
+                                                ("pay_station", "Pay station or payment terminal (pay API)")]))
+    lane = SelectField("Bound to lane (a pay station bound to an exit is its payment terminal)", choices=[])
 
 
 class TariffVersionForm(ConsoleForm):

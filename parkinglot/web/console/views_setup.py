@@ -194,7 +194,7 @@ def setup_device_new(code: str):
         return _site_page(session, site, device_form=form, status=422, error="Give the device a name.")
     try:
         issued = site_service.create_device(session, site, form.name.data.strip(), lane=lanes.get(form.lane.data),
-                                            actor=_actor())
+                                            kind=form.kind.data, actor=_actor())
     except ParkingError as exc:
         return _site_page(session, site, device_form=form, status=exc.status, error=exc.message)
     return _site_page(session, site, issued=issued)
