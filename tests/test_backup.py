@@ -409,6 +409,7 @@ def test_cli_errors_are_sentences(new_database, tmp_path):
     r = cli(["restore", str(tmp_path / "bk"), "--force"], tmp_path / "src", url)
     assert r.exit_code == 0, r.output
     assert "audit trail intact" in r.output and "previous database is kept at" in r.output
+    assert "retention run --apply" in r.output  # what retention purged since the backup is back
     src.close()
 
 

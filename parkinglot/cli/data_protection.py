@@ -151,6 +151,8 @@ def restore_cmd(obj: dict, backup_dir: Path, force: bool, passphrase_file: Optio
                f"{info.evidence_already_present} already present; {info.keys}")
     for warning in info.warnings:
         click.echo(f"warning: {warning}", err=True)
+    click.echo("next: run `parkinglot retention run --apply`: the backup still holds what retention has purged "
+               "since it was taken")
     if info.previous_kept:
         click.echo(f"the previous database is kept at {info.previous_kept}: delete it once you are satisfied "
                    "(it holds personal data the retention policy no longer covers)")
