@@ -88,6 +88,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "view_revenue": frozenset({"finance"}),
     "record_payment": frozenset({"attendant", "supervisor", "finance"}),
     "refund": frozenset({"supervisor", "finance"}),
+    "void_payment": frozenset({"supervisor"}),  # cancel a payment recorded by mistake (with a reason)
     "write_off": frozenset({"finance"}),  # give up on what a car left owing (reconciliation page)
     "manage_users": frozenset(),
     "manage_sites": frozenset(),  # sites, lanes, device keys, tariffs (administrators only)

@@ -22,6 +22,7 @@ _VIEW_MODULES = (
     "views_auth",
     "views_dashboard",
     "views_stays",
+    "views_cashdesk",
     "views_lanes",
     "views_alerts",
     "views_permits",

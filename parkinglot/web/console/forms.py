@@ -146,6 +146,11 @@ class DisputeResolveForm(ConsoleForm):
     corrected_entered_at = DateTimeLocalField("Corrected entry time", format=DATETIME_FORMAT, validators=[Opt()])
     corrected_exited_at = DateTimeLocalField("Corrected exit time", format=DATETIME_FORMAT, validators=[Opt()])
     refund = DecimalField("Refund amount", places=None, validators=[Opt(), NumberRange(min=0)])
+    # how money is given back, for every outcome that refunds (refund, void, an adjustment below what was paid)
+    refund_method = SelectField("Refund paid out by", choices=options([("card", "Card (back to the card)"),
+                                                                     ("cash", "Cash at the desk"),
+                                                                     ("mobile", "Mobile payment")]),
+                                default="card", validate_choice=True)
 
     def validate_corrected_entered_at(self, field) -> None:
         if self.outcome.data == "adjust" and not (field.data or self.corrected_exited_at.data):
@@ -250,3 +255,21 @@ def plates_from_text(text: Optional[str]) -> list[str]:
     """Plates typed one per line or comma/semicolon separated."""
     raw = (text or "").replace(";", ",").replace("\n", ",")
     return [p.strip() for p in raw.split(",") if p.strip()]
+
+
+PAY_METHODS = options([("cash", "Cash"), ("card", "Card"), ("mobile", "Mobile"), ("validation", "Validation (shop or hotel)")])
+
+
+class CashDeskForm(ConsoleForm):
+    """An attendant takes the amount due for a stay. ``key`` is drawn when the form is shown, so
+    a double click or a resent form records the payment once."""
+
+    method = SelectField("Method", choices=PAY_METHODS, default="cash", validate_choice=True)
+    amount = DecimalField("Amount received", places=None, validators=[InputRequired(message="Enter the amount."),
+                                                                      NumberRange(min=0)])
+    terminal_ref = StringField("Card terminal reference (optional)", validators=[Opt(), Length(max=64)])
+    key = HiddenField(validators=[DataRequired(), Length(min=8, max=40)])
+
+
+class VoidPaymentForm(ConsoleForm):
+    reason = reason_field("Why this payment was recorded by mistake")

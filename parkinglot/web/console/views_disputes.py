@@ -107,7 +107,8 @@ def dispute_resolve(dispute_id: int):
             if adjust and form.corrected_entered_at.data else None,
             corrected_exited_at=localize(form.corrected_exited_at.data, site.timezone)
             if adjust and form.corrected_exited_at.data else None,
-            refund_minor=to_minor(form.refund.data, site.currency) if refund else None)
+            refund_minor=to_minor(form.refund.data, site.currency) if refund else None,
+            refund_method=form.refund_method.data)
     except ParkingError as exc:
         rollback_only()
         return _page(dispute_id, form, error=exc.message, status=409 if exc.status == 409 else 422)
