@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ... import plates
@@ -99,12 +99,21 @@ def _linked_reads(session: Session, stays: Iterable[ParkingSession], plate: str)
     return sorted(out.values(), key=lambda pair: pair[0].id)
 
 
-def _another_cars_read():
-    """A read under this plate that an attendant paired with a stay of another plate (its entry or
-    exit read): the photo shows that other car, so it is that car's record, not this plate's."""
-    return exists().where(or_(ParkingSession.entry_read_id == PlateRead.id,
-                              ParkingSession.exit_read_id == PlateRead.id),
-                          ParkingSession.plate != "", ParkingSession.plate != PlateRead.plate)
+def _paired_with_another_car(session: Session, reads: Sequence[PlateRead], chunk: int = 500) -> set[int]:
+    """The reads (ids) under this plate that an attendant paired with a stay of another plate (as its
+    entry or exit read): their photos show that other car, so they are its records, not this plate's.
+    One query per ``chunk`` reads (the read columns of a stay carry no index)."""
+    plate_of = {r.id: r.plate for r in reads}
+    ids = sorted(plate_of)
+    out: set[int] = set()
+    for i in range(0, len(ids), chunk):
+        part = ids[i:i + chunk]
+        for entry_id, exit_id, stay_plate in session.execute(
+                select(ParkingSession.entry_read_id, ParkingSession.exit_read_id, ParkingSession.plate)
+                .where(or_(ParkingSession.entry_read_id.in_(part), ParkingSession.exit_read_id.in_(part)),
+                       ParkingSession.plate != "")):
+            out.update(rid for rid in (entry_id, exit_id) if rid in plate_of and plate_of[rid] != stay_plate)
+    return out
 
 
 def _decision(decision: Decision) -> dict[str, Any]:
@@ -121,9 +130,11 @@ def collect(session: Session, plate: str, *, site_ids: Optional[Sequence[int]] =
         plate = plates.validate(plate)
     except plates.PlateError as exc:
         raise InvalidInput(str(exc)) from None
-    reads = list(session.scalars(select(PlateRead).where(PlateRead.plate == plate, ~_another_cars_read(),
+    reads = list(session.scalars(select(PlateRead).where(PlateRead.plate == plate,
                                                          _in_sites(PlateRead.site_id, site_ids))
                                  .order_by(PlateRead.id)))
+    others = _paired_with_another_car(session, reads)
+    reads = [r for r in reads if r.id not in others]
     stays = list(session.scalars(select(ParkingSession).where(ParkingSession.plate == plate,
                                                               _in_sites(ParkingSession.site_id, site_ids))
                                  .order_by(ParkingSession.id)))
