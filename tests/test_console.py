@@ -454,9 +454,12 @@ def test_stay_page_shows_photos_reads_fee_payments_and_history(as_role, world):
     html = as_role("attendant").get(f"/stays/{world.closed_stay}").text
     for text in ("Entry photo and read", "Exit photo and read", "Raw read", "Alternatives", "A8123",
                  "Tariff <strong>Standard</strong>", "std version 1", "Payments and refunds", "pay-1",
-                 "Audit history", "stay.opened", "stay.closed", "payment.recorded", "EUR", "CET"):
+                 "Audit history", "Stay opened: entered", "Stay closed (exit): left", "Payment of ", "by card",
+                 "EUR", "CET"):
         assert text in html, text
     assert html.count('class="plate-box"') == 2
+    # the history is sentences in local time, naming lanes; never digests or dict reprs
+    assert "at Exit (HQ-OUT)" in html and "hmac:" not in html and "{&#39;" not in html and "_minor" not in html
 
 
 def test_confirm_fuzzy_match_closes_opens_and_names_the_user(as_role, world, db):
@@ -472,7 +475,7 @@ def test_confirm_fuzzy_match_closes_opens_and_names_the_user(as_role, world, db)
         confirmed = [e for e in events if e.action == "stay.match_confirmed"]
         assert confirmed and confirmed[0].actor_id == str(user.id) and '"user":"attendant"' in confirmed[0].data
         assert s.scalar(select(Decision).where(Decision.session_id == stay.id, Decision.actor == "user")).user_id == user.id
-    assert "stay.match_confirmed" in client.get(f"/stays/{world.open_stay}").text
+    assert "Match confirmed at Exit (HQ-OUT): “checked by eye: 8 read as B”" in client.get(f"/stays/{world.open_stay}").text
 
 
 def test_manual_open_needs_a_reason_and_is_tied_to_the_shift(as_role, world, db):
@@ -650,7 +653,7 @@ def test_dispute_opened_by_attendant_resolved_by_supervisor(as_role, world, db):
         assert d.status == "resolved" and d.outcome == "refund"
         assert s.scalar(select(Payment).where(Payment.dispute_id == d.id, Payment.kind == "refund")).amount_minor == -100
     html = sup.get(dispute_url).text
-    assert "goodwill" in html and "dispute.resolved" in html and paid < 0
+    assert "Dispute resolved: refund" in html and "“goodwill”" in html and paid < 0
 
 
 def test_overdue_dispute_is_flagged(as_role, world, db):

@@ -104,3 +104,10 @@ def test_the_api_manual_open_names_the_car(client, world, db):
     r = client.post(f"/api/v1/lanes/{world.exit}/open", json={"reason": "reader broken", "plate": "AB123"},
                     headers=_basic("attendant"))
     assert r.status_code == 422 and "no open stay" in r.get_json()["error"]["message"]
+
+
+def test_the_stay_page_of_an_open_stay_never_says_closed(as_role, world):
+    html = as_role("attendant").get(f"/stays/{world.open_stay}").text
+    assert "closed" not in html.lower() and "No exit yet." in html and "still inside" in html
+    closed = as_role("attendant").get(f"/stays/{world.closed_stay}").text
+    assert "Stay closed (exit)" in closed

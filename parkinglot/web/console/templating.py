@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from ...records import permits, users
 from ...records.models import Alert, Shift, Site
 from ..transaction import read_db
-from . import formatting
+from . import formatting, history
 
 
 ALERT_KINDS = {
@@ -108,6 +108,7 @@ def init_app(app: Flask) -> None:
     env.globals["alert_kinds"] = ALERT_KINDS
     env.globals["unpaid_causes"] = UNPAID_CAUSES
     env.globals["pass_terms"] = permits.pass_terms
+    env.globals["history_lines"] = lambda events, site: history.lines(read_db(), events, site)
     env.filters["audit_data"] = audit_data
     env.filters["fromiso"] = from_iso
     env.globals["timedelta"] = timedelta
