@@ -114,8 +114,12 @@ def test_site_apply_export_and_the_everyday_verbs(instance, tmp_path):
     assert again.exit_code == 1 and "site SB already exists" in again.output
     bad_tz = run("sites", "add", "TZ", "--name", "x", "--timezone", "Mars/Base", "--currency", "EUR")
     assert bad_tz.exit_code == 1 and "unknown time zone 'Mars/Base'" in bad_tz.output
-    lane = run("lanes", "add", "SB-IN", "--site", "SB", "--direction", "entry")
+    assert run("zones", "add", "G", "--site", "SB", "--capacity", "20").output == "zone G added to site SB\n"
+    assert "already has a zone 'G'" in run("zones", "add", "G", "--site", "SB").output
+    lane = run("lanes", "add", "SB-IN", "--site", "SB", "--direction", "entry", "--zone", "G")
     assert lane.exit_code == 0 and "lane SB-IN (entry) added to site SB" in lane.output
+    assert "site SB has no zone 'H'" in run("lanes", "add", "SB-X", "--site", "SB", "--direction", "exit",
+                                             "--zone", "H").output
     taken = run("lanes", "add", "NB-IN", "--site", "SB", "--direction", "entry")
     assert taken.exit_code == 1 and "lane code 'NB-IN' is already used" in taken.output
     relay = run("lanes", "add", "SB-OUT", "--site", "SB", "--direction", "exit", "--driver", "http_relay")

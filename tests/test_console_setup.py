@@ -150,3 +150,33 @@ def test_a_site_file_is_applied_checked_and_downloaded(as_role, db):
     assert spec.parse(download.text) == spec.parse(SITE_FILE)
     with db.sessions() as s:
         assert audit.verify(s).ok
+
+
+def test_site_settings_and_zones_are_edited_with_checks(as_role, world, db):
+    admin = as_role("admin")
+    page = admin.get("/setup/sites/HQ")
+    assert 'value="Europe/Berlin"' in page.text
+    form = {"name": "Head office", "timezone": "Europe/Berlin", "regions": "us, eu", "capacity": "250",
+            "kind": "residential", "visitors": "attendant", "visitor_pass_pricing": "free",
+            "lapsed_credential_days": "30", "min_confidence": "0.7", "free_format_min_confidence": "0.9",
+            "max_stay_hours": "48", "issues_tickets": "y"}
+    bad = admin.post("/setup/sites/HQ/settings", data={**form, "timezone": "Moon/Base", "csrf_token": csrf(admin)})
+    assert bad.status_code == 422 and "unknown time zone" in bad.text
+    bad = admin.post("/setup/sites/HQ/settings", data={**form, "min_confidence": "7", "csrf_token": csrf(admin)})
+    assert bad.status_code == 422
+    r = admin.post("/setup/sites/HQ/settings", data={**form, "csrf_token": csrf(admin)})
+    assert r.status_code == 303
+    with db.sessions() as s:
+        site = sites.get_site(s, "HQ")
+        assert (site.name, site.capacity, site.kind, site.visitors, site.visitor_pass_pricing) == \
+            ("Head office", 250, "residential", "attendant", "free")
+        assert site.plate_regions == ["us", "eu"] and site.min_confidence == 0.7 and site.max_stay_hours == 48
+        last = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+        assert last.action == "site.updated" and last.actor_type == "user"
+    r = admin.post("/setup/sites/HQ/zones", data={"csrf_token": csrf(admin), "code": "Z2", "name": "Roof",
+                                                  "capacity": "40"})
+    assert r.status_code == 303
+    dup = admin.post("/setup/sites/HQ/zones", data={"csrf_token": csrf(admin), "code": "Z2", "name": "x"})
+    assert dup.status_code == 422 and "already has a zone" in dup.text
+    with db.sessions() as s:
+        assert sites.get_zone(s, sites.get_site(s, "HQ"), "Z2").capacity == 40

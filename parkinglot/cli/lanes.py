@@ -79,3 +79,28 @@ def lanes_disable(obj: dict, code: str, reason: str) -> None:
 def lanes_enable(obj: dict, code: str, reason: str) -> None:
     """Put lane CODE back in service."""
     _switch(obj, code, True, reason)
+
+
+@main.group()
+def zones() -> None:
+    """Zones of a site (levels, decks), each with its own capacity."""
+
+
+@zones.command("add")
+@click.argument("code")
+@click.option("--site", "site_code", required=True)
+@click.option("--name", default=None, help="Default: the code.")
+@click.option("--capacity", type=click.IntRange(min=0), default=None)
+@click.pass_obj
+def zones_add(obj: dict, code: str, site_code: str, name: Optional[str], capacity: Optional[int]) -> None:
+    """Add zone CODE to a site (lanes name it with --zone)."""
+    from ..db import transaction
+    from ..operator import operator_actor
+    from ..records import sites
+
+    with clean_errors():
+        ctx = ctx_of(obj)
+        with transaction(ctx.sessions) as session:
+            site = sites.get_site(session, site_code)
+            zone = sites.create_zone(session, site, code, name or code, capacity, actor=operator_actor())
+            click.echo(f"zone {zone.code} added to site {site.code}")

@@ -6,7 +6,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import bindparam, select
@@ -143,8 +143,71 @@ def create_site(
     return site
 
 
+# What can change on an existing site (its code is its identity).
+EDITABLE_SITE_FIELDS = ("name", "timezone", "currency", "capacity", "kind", "visitors", "visitor_pass_pricing",
+                        "plate_regions", "lapsed_credential_days", "free_format_min_confidence", "min_confidence",
+                        "duplicate_window_s", "max_stay_hours", "dispute_review_days", "anti_passback",
+                        "barrier_mode", "issues_tickets", "kpi_targets")
+_FRACTIONS = ("free_format_min_confidence", "min_confidence")
+_COUNTS = {"capacity": 0, "lapsed_credential_days": 0, "duplicate_window_s": 0, "max_stay_hours": 1,
+           "dispute_review_days": 0}
+_CHOICES = {"anti_passback": ("deny", "attendant", "off"), "barrier_mode": ("push", "pull", "both")}
+
+
+def update_site(session: Session, site: Site, *, actor: audit.Actor = audit.SYSTEM,
+                **changes: Any) -> dict[str, list[Any]]:
+    """Change a site's settings; returns ``{field: [old, new]}`` of what differed (audited as one event).
+
+    The currency cannot change once the site has tariff versions: its prices are in it."""
+    from .models import TariffVersion
+
+    unknown = sorted(set(changes) - set(EDITABLE_SITE_FIELDS))
+    if unknown:
+        raise InvalidInput(f"not a site setting: {', '.join(unknown)}")
+    if "name" in changes and (not isinstance(changes["name"], str) or not changes["name"].strip()):
+        raise InvalidInput("a site needs a name")
+    if "timezone" in changes:
+        check_timezone(changes["timezone"])
+    if "currency" in changes and changes["currency"] != site.currency:
+        currency_exponent(changes["currency"])
+        if session.scalar(select(TariffVersion.id).where(TariffVersion.site_id == site.id).limit(1)) is not None:
+            raise InvalidInput(f"site {site.code} has prices in {site.currency}; its currency cannot change")
+    if "plate_regions" in changes:
+        changes["plate_regions"] = check_regions(changes["plate_regions"])
+    if "kind" in changes or "visitors" in changes:
+        kind = changes.get("kind", site.kind)
+        changes["visitors"] = check_visitor_policy(kind, changes.get("visitors", site.visitors))
+    if "visitor_pass_pricing" in changes:
+        check_pass_pricing(changes["visitor_pass_pricing"])
+    for name, options in _CHOICES.items():
+        if name in changes and changes[name] not in options:
+            raise InvalidInput(f"{name} must be one of {', '.join(options)}; got {changes[name]!r}")
+    for name in _FRACTIONS:
+        if name in changes and not (isinstance(changes[name], (int, float)) and 0 <= changes[name] <= 1):
+            raise InvalidInput(f"{name} must be a number from 0 to 1")
+    for name, low in _COUNTS.items():
+        value = changes.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise InvalidInput(f"{name} must be a whole number of at least {low}")
+    diffs: dict[str, list[Any]] = {}
+    for name, value in changes.items():
+        old = getattr(site, name)
+        if old != value:
+            diffs[name] = [old, value]
+            setattr(site, name, value)
+    if diffs:
+        session.flush()
+        audit.append(session, "site.updated", "site", site.id, {"changes": diffs}, actor=actor, site_id=site.id)
+    return diffs
+
+
 def create_zone(session: Session, site: Site, code: str, name: str, capacity: Optional[int] = None, *,
                 actor: audit.Actor = audit.SYSTEM) -> Zone:
+    check_code(code, "zone")
+    if session.scalar(select(Zone.id).where(Zone.site_id == site.id, Zone.code == code)) is not None:
+        raise InvalidInput(f"site {site.code} already has a zone {code!r}")
+    if capacity is not None and capacity < 0:
+        raise InvalidInput("a zone's capacity cannot be negative")
     zone = Zone(site_id=site.id, code=code, name=name, capacity=capacity)
     session.add(zone)
     session.flush()

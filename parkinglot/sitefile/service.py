@@ -150,6 +150,10 @@ def _differs(version: TariffVersion, spec: TariffSpec) -> bool:
     return version.name != spec.name or _normalised(version.rules) != dict(spec.rules)
 
 
+def _shown_diffs(diffs: dict[str, list[Any]]) -> str:
+    return ", ".join(f"{k} {o!r} -> {n!r}" for k, (o, n) in diffs.items())
+
+
 def _iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
@@ -178,8 +182,7 @@ class _Run:
         if diffs:
             self.s.flush()
             audit.append(self.s, event, entity, obj.id, {"changes": diffs}, actor=self.actor, site_id=site_id)
-            self.changes.append(Change(what, "updated", ", ".join(f"{k} {o!r} -> {n!r}"
-                                                                  for k, (o, n) in diffs.items())))
+            self.changes.append(Change(what, "updated", _shown_diffs(diffs)))
 
     def site(self, site: Optional[Site]) -> Site:
         wanted = dict(self.sf.site)
@@ -188,7 +191,9 @@ class _Run:
             site = sites.create_site(self.s, code=code, actor=self.actor, **wanted)
             self.changes.append(Change(f"site {code}", "created", f"{site.name}, {site.timezone}, {site.currency}"))
             return site
-        self._update(site, wanted, f"site {code}", "site.updated", "site", site.id)
+        diffs = sites.update_site(self.s, site, actor=self.actor, **wanted)
+        if diffs:
+            self.changes.append(Change(f"site {code}", "updated", _shown_diffs(diffs)))
         return site
 
     def zones(self, site: Site) -> dict[str, Zone]:

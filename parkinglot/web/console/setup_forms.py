@@ -1,7 +1,8 @@
 """Forms of the administrators' site-setup pages (sites, lanes, device keys, tariff versions)."""
 from __future__ import annotations
 
-from wtforms import BooleanField, DateTimeLocalField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import (BooleanField, DateTimeLocalField, FloatField, IntegerField, SelectField, StringField,
+                     TextAreaField)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional as Opt
 
 from .forms import DATETIME_FORMAT, ConsoleForm, QueryForm, options, reason_field
@@ -21,6 +22,37 @@ class SiteForm(ConsoleForm):
     visitors = SelectField("Vehicles without a permit or pass", choices=options([
         ("", "Default of the kind"), ("open", "Enter as visitors"), ("attendant", "Wait for an attendant"),
         ("refuse", "Are refused")]))
+
+
+VISITOR_CHOICES = options([("open", "Enter as visitors"), ("attendant", "Wait for an attendant"),
+                           ("refuse", "Are refused")])
+
+
+class SiteSettingsForm(ConsoleForm):
+    """An existing site's settings (the code is its identity; the currency is fixed once it has prices)."""
+
+    name = SiteForm.name
+    timezone = SiteForm.timezone
+    regions = SiteForm.regions
+    capacity = IntegerField("Capacity (blank: not counted)", validators=[Opt(), NumberRange(min=0)])
+    kind = SiteForm.kind
+    visitors = SelectField("Vehicles without a permit or pass", choices=VISITOR_CHOICES)
+    visitor_pass_pricing = SelectField("A visitor pass parks", choices=options([
+        ("tariff", "At the normal tariff"), ("free", "Free during its window"),
+        ("visitor_rate", "At the tariff's 'visitor' rate")]))
+    lapsed_credential_days = IntegerField("Expired or revoked credentials go to an attendant for (days)",
+                                          validators=[InputRequired(), NumberRange(min=0, max=3650)])
+    min_confidence = FloatField("Minimum read confidence (0-1)", validators=[InputRequired(), NumberRange(0, 1)])
+    free_format_min_confidence = FloatField("Minimum confidence for a free-form plate (0-1)",
+                                            validators=[InputRequired(), NumberRange(0, 1)])
+    max_stay_hours = IntegerField("Maximum stay (hours)", validators=[InputRequired(), NumberRange(min=1)])
+    issues_tickets = BooleanField("Entry lanes issue tickets")
+
+
+class ZoneForm(ConsoleForm):
+    code = StringField("Code", validators=[DataRequired(), Length(max=32)])
+    name = StringField("Name", validators=[Opt(), Length(max=120)])
+    capacity = IntegerField("Capacity", validators=[Opt(), NumberRange(min=0)])
 
 
 class SiteFileForm(ConsoleForm):

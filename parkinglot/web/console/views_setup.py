@@ -29,7 +29,11 @@ from ..transaction import db, read_db, rollback_only
 from . import bp
 from .forms import options
 from .scope import chosen_site, me
-from .setup_forms import DeviceForm, LaneForm, LaneSwitchForm, QuoteForm, SiteFileForm, SiteForm, TariffVersionForm
+from .setup_forms import (DeviceForm, LaneForm, LaneSwitchForm, QuoteForm, SiteFileForm, SiteForm, SiteSettingsForm,
+                          TariffVersionForm, ZoneForm)
+
+SETTINGS = ("name", "timezone", "capacity", "kind", "visitors", "visitor_pass_pricing", "lapsed_credential_days",
+            "min_confidence", "free_format_min_confidence", "max_stay_hours", "issues_tickets")
 
 
 def _actor() -> Actor:
@@ -109,8 +113,16 @@ def setup_export(code: str):
 
 # --- one site: lanes and device keys ----------------------------------------------------------------
 
-def _site_page(session: Session, site: Site, *, lane_form=None, device_form=None, issued=None, status: int = 200,
-               error: Optional[str] = None):
+def _settings_form(site: Site) -> SiteSettingsForm:
+    form = SiteSettingsForm(formdata=None)
+    for name in SETTINGS:
+        getattr(form, name).data = getattr(site, name)
+    form.regions.data = ", ".join(site.plate_regions)
+    return form
+
+
+def _site_page(session: Session, site: Site, *, lane_form=None, device_form=None, settings_form=None, zone_form=None,
+               issued=None, status: int = 200, error: Optional[str] = None):
     if error:
         rollback_only()
     zones = list(session.scalars(select(Zone).where(Zone.site_id == site.id).order_by(Zone.code)))
@@ -126,7 +138,8 @@ def _site_page(session: Session, site: Site, *, lane_form=None, device_form=None
                            device_form=device_form, switch_forms={ln.code: LaneSwitchForm(prefix=ln.code,
                                                                                           formdata=None)
                                                                   for ln in lanes},
-                           issued=issued, error=error), status
+                           settings_form=settings_form or _settings_form(site),
+                           zone_form=zone_form or ZoneForm(formdata=None), issued=issued, error=error), status
 
 
 @bp.get("/setup/sites/<code>")
@@ -138,6 +151,43 @@ def setup_site(code: str):
 def _site_for_write(code: str) -> Site:
     chosen_site(code)  # scope check (404 / 403 pages)
     return site_service.get_site(db(), code)
+
+
+@bp.post("/setup/sites/<code>/settings")
+@roles_required("manage_sites")
+def setup_site_settings(code: str):
+    session = db()
+    site = _site_for_write(code)
+    form = SiteSettingsForm()
+    if not form.validate():
+        return _site_page(session, site, settings_form=form, status=422, error="Check the site's settings.")
+    changes = {name: getattr(form, name).data for name in SETTINGS}
+    changes["name"] = changes["name"].strip()
+    changes["timezone"] = changes["timezone"].strip()
+    changes["plate_regions"] = [r.strip() for r in form.regions.data.split(",") if r.strip()]
+    try:
+        diffs = site_service.update_site(session, site, actor=_actor(), **changes)
+    except ParkingError as exc:
+        return _site_page(session, site, settings_form=form, status=exc.status, error=exc.message)
+    flash(f"Settings of {site.code} saved ({', '.join(diffs) or 'nothing changed'}).", "success")
+    return redirect(url_for("console.setup_site", code=site.code), 303)
+
+
+@bp.post("/setup/sites/<code>/zones")
+@roles_required("manage_sites")
+def setup_zone_new(code: str):
+    session = db()
+    site = _site_for_write(code)
+    form = ZoneForm()
+    if not form.validate():
+        return _site_page(session, site, zone_form=form, status=422, error="Check the new zone's fields.")
+    try:
+        zone = site_service.create_zone(session, site, form.code.data.strip(), (form.name.data or form.code.data)
+                                        .strip(), form.capacity.data, actor=_actor())
+    except ParkingError as exc:
+        return _site_page(session, site, zone_form=form, status=exc.status, error=exc.message)
+    flash(f"Zone {zone.code} added.", "success")
+    return redirect(url_for("console.setup_site", code=site.code), 303)
 
 
 @bp.post("/setup/sites/<code>/lanes")
