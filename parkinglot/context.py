@@ -41,6 +41,7 @@ class Context:
         self.read_sessions.configure(info=info)
 
     def close(self) -> None:
+        self.checkpointer.drain(5.0)  # a checkpoint being signed is finished, not cut off
         self.engine.dispose()
 
 
@@ -54,7 +55,7 @@ def build_context(
     engine = make_engine(settings["DATABASE_URL"])
     sessions = make_session_factory(engine, info=info)
     checkpointer = Checkpointer(sessions, _lazy_signer(settings["AUDIT_SIGNING_KEY_FILE"]),
-                                Policy.from_settings(settings))
+                                Policy.from_settings(settings), background=True)
     checkpointer.watch(sessions)
     return Context(
         settings=settings,

@@ -139,6 +139,19 @@ def test_checkpoints_are_taken_every_n_events_after_the_commit(db, keys, tmp_pat
     assert [cp.seq for cp in checkpoint_log.read(tmp_path / "cp.log")[0]] == [1, 2]
 
 
+def test_after_m_minutes_the_next_commit_makes_a_checkpoint_in_the_background(db, keys, tmp_path):
+    policy = checkpoints.Policy(every_events=1000, every_minutes=0, log_path=tmp_path / "cp.log")
+    trail = checkpoints.Checkpointer(db.sessions, lambda: keys, policy, background=True)
+    trail.watch(db.sessions)
+    _append(db, 1)
+    assert trail.drain()
+    _append(db, 2, start=1)
+    assert trail.drain()
+    with db.sessions() as s:
+        counts = [cp.count for cp in checkpoints.stored(s)]
+    assert counts[0] == 1 and counts[-1] == 3 and counts == sorted(set(counts))
+
+
 def test_a_rolled_back_transaction_takes_no_checkpoint(db, keys, tmp_path):
     policy = checkpoints.Policy(every_events=1, every_minutes=60, log_path=tmp_path / "cp.log")
     trail = checkpoints.Checkpointer(db.sessions, lambda: keys, policy)
