@@ -49,14 +49,16 @@ def test_admin_creates_a_site_and_bad_input_is_named(as_role, db):
 
 def test_lanes_are_added_disabled_with_a_reason_and_enabled(as_role, world, db):
     admin = as_role("admin")
-    r = admin.post("/setup/sites/HQ/lanes", data={"csrf_token": csrf(admin), "code": "HQ-IN-2", "name": "Side gate",
-                                                  "direction": "entry", "zone": "Z1", "relay_url": ""})
+    r = admin.post("/setup/sites/HQ/lanes", data={"csrf_token": csrf(admin), "lane-code": "HQ-IN-2",
+                                                  "lane-name": "Side gate", "lane-direction": "entry",
+                                                  "lane-zone": "Z1", "lane-relay_url": ""})
     assert r.status_code == 303
-    taken = admin.post("/setup/sites/HQ/lanes", data={"csrf_token": csrf(admin), "code": world.other_entry,
-                                                      "direction": "entry", "zone": ""})
+    taken = admin.post("/setup/sites/HQ/lanes", data={"csrf_token": csrf(admin), "lane-code": world.other_entry,
+                                                      "lane-direction": "entry", "lane-zone": ""})
     assert taken.status_code == 422 and "is already used" in taken.text
-    relay = admin.post("/setup/sites/HQ/lanes", data={"csrf_token": csrf(admin), "code": "HQ-R", "direction": "exit",
-                                                      "zone": "", "relay_url": "ftp://relay"})
+    relay = admin.post("/setup/sites/HQ/lanes", data={"csrf_token": csrf(admin), "lane-code": "HQ-R",
+                                                      "lane-direction": "exit", "lane-zone": "",
+                                                      "lane-relay_url": "ftp://relay"})
     assert relay.status_code == 422 and "http(s) url" in relay.text
     no_reason = admin.post("/setup/lanes/HQ-IN-2/disable", data={"csrf_token": csrf(admin), "HQ-IN-2-reason": ""})
     assert no_reason.status_code == 422 and "Give a reason" in no_reason.text
@@ -75,8 +77,8 @@ def test_lanes_are_added_disabled_with_a_reason_and_enabled(as_role, world, db):
 
 def test_a_device_key_is_shown_once_and_can_be_revoked(as_role, world, db):
     admin = as_role("admin")
-    r = admin.post("/setup/sites/HQ/devices", data={"csrf_token": csrf(admin), "name": "Exit box",
-                                                    "kind": "pay_station", "lane": world.exit})
+    r = admin.post("/setup/sites/HQ/devices", data={"csrf_token": csrf(admin), "device-name": "Exit box",
+                                                    "device-kind": "pay_station", "device-lane": world.exit})
     assert r.status_code == 200 and "Shown this once" in r.text
     [key] = KEY.findall(r.text)
     assert f"bound to lane {world.exit}" in r.text
@@ -85,8 +87,8 @@ def test_a_device_key_is_shown_once_and_can_be_revoked(as_role, world, db):
         device = sites.authenticate_device(s, key)
         assert device is not None and device.lane.code == world.exit and device.kind == "pay_station"
         device_id = device.id
-    unnamed = admin.post("/setup/sites/HQ/devices", data={"csrf_token": csrf(admin), "name": "", "lane": "",
-                                                          "kind": "lane_controller"})
+    unnamed = admin.post("/setup/sites/HQ/devices", data={"csrf_token": csrf(admin), "device-name": "",
+                                                          "device-lane": "", "device-kind": "lane_controller"})
     assert unnamed.status_code == 422 and "Give the device a name" in unnamed.text
     assert admin.post(f"/setup/devices/{device_id}/revoke", data={"csrf_token": csrf(admin)}).status_code == 303
     with db.sessions() as s:
@@ -156,13 +158,16 @@ def test_site_settings_and_zones_are_edited_with_checks(as_role, world, db):
     admin = as_role("admin")
     page = admin.get("/setup/sites/HQ")
     assert 'value="Europe/Berlin"' in page.text
-    form = {"name": "Head office", "timezone": "Europe/Berlin", "regions": "us, eu", "capacity": "250",
-            "kind": "residential", "visitors": "attendant", "visitor_pass_pricing": "free",
-            "lapsed_credential_days": "30", "min_confidence": "0.7", "free_format_min_confidence": "0.9",
-            "max_stay_hours": "48", "issues_tickets": "y"}
-    bad = admin.post("/setup/sites/HQ/settings", data={**form, "timezone": "Moon/Base", "csrf_token": csrf(admin)})
+    form = {f"settings-{k}": v for k, v in {
+        "name": "Head office", "timezone": "Europe/Berlin", "regions": "us, eu", "capacity": "250",
+        "kind": "residential", "visitors": "attendant", "visitor_pass_pricing": "free", "lapsed_credential_days": "30",
+        "min_confidence": "0.7", "free_format_min_confidence": "0.9", "max_stay_hours": "48",
+        "issues_tickets": "y"}.items()}
+    bad = admin.post("/setup/sites/HQ/settings", data={**form, "settings-timezone": "Moon/Base",
+                                                       "csrf_token": csrf(admin)})
     assert bad.status_code == 422 and "unknown time zone" in bad.text
-    bad = admin.post("/setup/sites/HQ/settings", data={**form, "min_confidence": "7", "csrf_token": csrf(admin)})
+    bad = admin.post("/setup/sites/HQ/settings", data={**form, "settings-min_confidence": "7",
+                                                       "csrf_token": csrf(admin)})
     assert bad.status_code == 422
     r = admin.post("/setup/sites/HQ/settings", data={**form, "csrf_token": csrf(admin)})
     assert r.status_code == 303
@@ -173,10 +178,10 @@ def test_site_settings_and_zones_are_edited_with_checks(as_role, world, db):
         assert site.plate_regions == ["us", "eu"] and site.min_confidence == 0.7 and site.max_stay_hours == 48
         last = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
         assert last.action == "site.updated" and last.actor_type == "user"
-    r = admin.post("/setup/sites/HQ/zones", data={"csrf_token": csrf(admin), "code": "Z2", "name": "Roof",
-                                                  "capacity": "40"})
+    r = admin.post("/setup/sites/HQ/zones", data={"csrf_token": csrf(admin), "zone-code": "Z2", "zone-name": "Roof",
+                                                  "zone-capacity": "40"})
     assert r.status_code == 303
-    dup = admin.post("/setup/sites/HQ/zones", data={"csrf_token": csrf(admin), "code": "Z2", "name": "x"})
+    dup = admin.post("/setup/sites/HQ/zones", data={"csrf_token": csrf(admin), "zone-code": "Z2", "zone-name": "x"})
     assert dup.status_code == 422 and "already has a zone" in dup.text
     with db.sessions() as s:
         assert sites.get_zone(s, sites.get_site(s, "HQ"), "Z2").capacity == 40

@@ -114,7 +114,7 @@ def setup_export(code: str):
 # --- one site: lanes and device keys ----------------------------------------------------------------
 
 def _settings_form(site: Site) -> SiteSettingsForm:
-    form = SiteSettingsForm(formdata=None)
+    form = SiteSettingsForm(formdata=None, prefix="settings")
     for name in SETTINGS:
         getattr(form, name).data = getattr(site, name)
     form.regions.data = ", ".join(site.plate_regions)
@@ -129,9 +129,9 @@ def _site_page(session: Session, site: Site, *, lane_form=None, device_form=None
     lanes = list(session.scalars(select(Lane).where(Lane.site_id == site.id).order_by(Lane.code)))
     devices = list(session.scalars(select(Device).where(Device.site_id == site.id)
                                    .order_by(Device.revoked_at.is_not(None), Device.name, Device.id)))
-    lane_form = lane_form or LaneForm(formdata=None)
+    lane_form = lane_form or LaneForm(formdata=None, prefix="lane")
     lane_form.zone.choices = options([("", "No zone")] + [(z.code, f"{z.code} · {z.name}") for z in zones])
-    device_form = device_form or DeviceForm(formdata=None)
+    device_form = device_form or DeviceForm(formdata=None, prefix="device")
     device_form.lane.choices = options([("", "Any lane of the site")] + [(ln.code, ln.code) for ln in lanes])
     return render_template("console/setup_site.html", site=site, zones=zones, lanes=lanes, devices=devices,
                            lane_names={ln.id: ln.code for ln in lanes}, lane_form=lane_form,
@@ -139,7 +139,7 @@ def _site_page(session: Session, site: Site, *, lane_form=None, device_form=None
                                                                                           formdata=None)
                                                                   for ln in lanes},
                            settings_form=settings_form or _settings_form(site),
-                           zone_form=zone_form or ZoneForm(formdata=None), issued=issued, error=error), status
+                           zone_form=zone_form or ZoneForm(formdata=None, prefix="zone"), issued=issued, error=error), status
 
 
 @bp.get("/setup/sites/<code>")
@@ -158,7 +158,7 @@ def _site_for_write(code: str) -> Site:
 def setup_site_settings(code: str):
     session = db()
     site = _site_for_write(code)
-    form = SiteSettingsForm()
+    form = SiteSettingsForm(prefix="settings")
     if not form.validate():
         return _site_page(session, site, settings_form=form, status=422, error="Check the site's settings.")
     changes = {name: getattr(form, name).data for name in SETTINGS}
@@ -178,7 +178,7 @@ def setup_site_settings(code: str):
 def setup_zone_new(code: str):
     session = db()
     site = _site_for_write(code)
-    form = ZoneForm()
+    form = ZoneForm(prefix="zone")
     if not form.validate():
         return _site_page(session, site, zone_form=form, status=422, error="Check the new zone's fields.")
     try:
@@ -195,7 +195,7 @@ def setup_zone_new(code: str):
 def setup_lane_new(code: str):
     session = db()
     site = _site_for_write(code)
-    form = LaneForm()
+    form = LaneForm(prefix="lane")
     zones = {z.code: z for z in session.scalars(select(Zone).where(Zone.site_id == site.id))}
     form.zone.choices = options([("", "No zone")] + [(c, c) for c in zones])
     if not form.validate():
@@ -237,7 +237,7 @@ def setup_lane_switch(lane_code: str, action: str):
 def setup_device_new(code: str):
     session = db()
     site = _site_for_write(code)
-    form = DeviceForm()
+    form = DeviceForm(prefix="device")
     lanes = {ln.code: ln for ln in session.scalars(select(Lane).where(Lane.site_id == site.id))}
     form.lane.choices = options([("", "Any lane")] + [(c, c) for c in lanes])
     if not form.validate():
