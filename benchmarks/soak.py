@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import percentile, scratch_postgres, write_json  # noqa: E402
 from benchmarks.lane_load import check_consistency, free_port  # noqa: E402
+from parkinglot.demo import demo_password  # noqa: E402
 
 
 class Stats:
@@ -129,7 +130,7 @@ def attendant(base: str, stop: threading.Event, stats: Stats, seed: int) -> None
     while not stop.is_set():
         if cookie is None:
             try:
-                cookie = _login(base, "attendant", "attendant-demo")
+                cookie = _login(base, "attendant", demo_password("attendant"))
             except (OSError, http.client.HTTPException):
                 stop.wait(1)
                 continue
@@ -146,7 +147,7 @@ def attendant(base: str, stop: threading.Event, stats: Stats, seed: int) -> None
 
 
 def finance(base: str, site: str, stop: threading.Event, stats: Stats) -> None:
-    auth = {"Authorization": "Basic " + base64.b64encode(b"finance:finance-demo").decode()}
+    auth = {"Authorization": "Basic " + base64.b64encode(f"finance:{demo_password('finance')}".encode()).decode()}
     today = time.strftime("%Y-%m-%d")
     first = time.strftime("%Y-%m-01")
     while not stop.is_set():

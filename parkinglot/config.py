@@ -132,12 +132,38 @@ def create_private_file(path: Path, content: bytes) -> None:
         os.unlink(tmp)
 
 
+def make_private_dir(path: Path | str) -> Path:
+    """Create ``path`` (and missing parents) if it does not exist; the folder itself is made
+    readable by its owner only (0700), whatever the umask. An existing folder is left alone.
+
+    The instance folder holds the SQLite database, keys and the demo logins.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+    return path
+
+
+def write_private_text(path: Path | str, text: str) -> Path:
+    """Replace ``path`` atomically with ``text``, readable by its owner only (0600)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")  # mkstemp creates 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def ensure_instance_secret(settings: dict[str, Any], name: str, filename: str) -> str:
     """The configured secret ``name``, else a random one created once in ``<instance>/<filename>``."""
     if settings.get(name):
         return str(settings[name])
-    instance = Path(settings["INSTANCE_PATH"])
-    instance.mkdir(parents=True, exist_ok=True)
+    instance = make_private_dir(settings["INSTANCE_PATH"])
     key_file = instance / filename
     if not key_file.exists():
         import secrets

@@ -23,6 +23,8 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from .config import create_private_file, make_private_dir
+
 READ_ONLY = "parkinglot_read_only"
 IDLE_PING_S = 1.0  # a pooled connection idle longer than this is pinged before use
 
@@ -75,8 +77,12 @@ def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000) 
     parsed = make_url(url)
     kwargs: dict = {"echo": echo, "future": True}
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            # created here, before SQLite does, so the file is the owner's only (0600); SQLite gives
+            # the -wal and -shm files it creates next to it the same permissions
+            make_private_dir(Path(parsed.database).parent)
+            if not Path(parsed.database).exists():
+                create_private_file(Path(parsed.database), b"")  # an empty file is an empty database
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout_ms / 1000}
         engine = create_engine(url, **kwargs)
         _setup_sqlite(engine, busy_timeout_ms)

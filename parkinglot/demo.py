@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from .barrier import dispatch, events
 from .billing import fees, payments
+from .config import make_private_dir, write_private_text
 from .context import Context
 from .db import transaction
 from .records import permits, users, vehicles
@@ -44,8 +45,14 @@ ROLE_USERS = {"attendant": "Alex Attendant", "supervisor": "Sam Supervisor", "fi
 LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 
 
+# Demo logins, published in README: they pass the password policy (long enough for the
+# role, not containing the username, not common). Never use the demo state in production.
+DEMO_PASSWORDS = {"attendant": "ticket-lantern-demo", "supervisor": "barrier-compass-demo",
+                  "finance": "ledger-harbour-demo", "admin": "keystone-meadow-demo"}
+
+
 def demo_password(role: str) -> str:
-    return f"{role}-demo"
+    return DEMO_PASSWORDS[role]
 
 
 def random_plate(rng: random.Random) -> str:
@@ -177,7 +184,6 @@ def load_demo(ctx: Context, *, history: int = 300, if_empty: bool = False, seed:
     lines.insert(0, f"demo site DT (Downtown Garage, America/New_York): {n_event} arrivals over 14 days, "
                     f"{len(inside)} vehicles inside now")
     summary = "\n".join(lines)
-    instance = Path(ctx.settings["INSTANCE_PATH"])
-    instance.mkdir(parents=True, exist_ok=True)
-    (instance / "DEMO.txt").write_text(summary + "\n")
+    instance = make_private_dir(ctx.settings["INSTANCE_PATH"])
+    write_private_text(instance / "DEMO.txt", summary + "\n")  # it holds logins and API keys: owner only
     return summary

@@ -59,7 +59,7 @@ def validate(schema_name, body):
         Draft202012Validator(STRICT).validate(body)
 
 
-def basic(username, password="password123"):
+def basic(username, password="harbour-lantern-test-9"):
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
 
@@ -72,10 +72,10 @@ def data(db):
         other, _, _ = make_site(s, code="LA", timezone="America/Los_Angeles", currency="USD")
         version = tariffs.create_version(s, site, code="STD", name="Standard", rules=HOURLY,
                                          effective_from=datetime(2025, 1, 1, tzinfo=UTC), make_default=True)
-        users.create_user(s, username="fin", password="password123", role="finance")  # no sites: all of them
-        users.create_user(s, username="fin-la", password="password123", role="finance", sites=[other])
-        users.create_user(s, username="att", password="password123", role="attendant", sites=[site])
-        users.create_user(s, username="boss", password="password123", role="admin")
+        users.create_user(s, username="fin", password="harbour-lantern-test-9", role="finance")  # no sites: all of them
+        users.create_user(s, username="fin-la", password="harbour-lantern-test-9", role="finance", sites=[other])
+        users.create_user(s, username="att", password="harbour-lantern-test-9", role="attendant", sites=[site])
+        users.create_user(s, username="boss", password="harbour-lantern-test-9", role="admin")
         stay = stays.open_stay(s, site_id=site.id, plate="AB123", entered_at=datetime(2025, 11, 1, 20, tzinfo=NY),
                                entry_lane_id=entry.id, tariff_version_id=version.id)
         stays.close_stay(s, stay, exited_at=datetime(2025, 11, 2, 1, tzinfo=NY), exit_lane_id=exit_.id,

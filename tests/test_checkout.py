@@ -24,7 +24,7 @@ def w(session):
     site, entry, exit_ = make_site(session, code="CK")
     version = tariffs.create_version(session, site, code="STD", name="Standard", rules=RULES,
                                      effective_from=T0 - timedelta(days=1), make_default=True)
-    sup = users.create_user(session, username="sup", password="password123", role="supervisor", sites=[site])
+    sup = users.create_user(session, username="sup", password="harbour-lantern-test-9", role="supervisor", sites=[site])
     stay = stays.open_stay(session, site_id=site.id, plate="CK1", entered_at=T0, entry_lane_id=entry.id,
                            tariff_version_id=version.id, ticket="CK-T1")
     return {"site": site, "entry": entry, "exit": exit_, "stay": stay, "sup": sup}

@@ -45,7 +45,8 @@ def test_users_and_devices(instance):
     r = run("users", "add", "night-shift", "--role", "attendant", "--site", "DT",
             env={"PARKINGLOT_NEW_USER_PASSWORD": "long-enough-1"})
     assert r.exit_code == 0 and "created" in r.output
-    dup = run("users", "add", "night-shift", "--role", "attendant", env={"PARKINGLOT_NEW_USER_PASSWORD": "x" * 9})
+    dup = run("users", "add", "night-shift", "--role", "attendant", "--site", "DT",
+              env={"PARKINGLOT_NEW_USER_PASSWORD": "another-lantern-9"})
     assert dup.exit_code != 0 and "already exists" in dup.output
     short = run("users", "add", "shorty", "--role", "admin", env={"PARKINGLOT_NEW_USER_PASSWORD": "short"})
     assert short.exit_code != 0

@@ -41,8 +41,8 @@ def world(session):
     site, entry, exit_ = make_site(session)
     version = tariffs.create_version(session, site, code="STD", name="Standard", rules=HOURLY,
                                      effective_from=T0 - timedelta(days=1), make_default=True)
-    attendant = users.create_user(session, username="att", password="password123", role="attendant", sites=[site])
-    boss = users.create_user(session, username="sup", password="password123", role="supervisor", sites=[site])
+    attendant = users.create_user(session, username="att", password="harbour-lantern-test-9", role="attendant", sites=[site])
+    boss = users.create_user(session, username="sup", password="harbour-lantern-test-9", role="supervisor", sites=[site])
     r_in = _read(session, entry, "AB123", T0, 1)
     stay = stays.open_stay(session, site_id=site.id, plate="AB123", entered_at=T0, entry_lane_id=entry.id,
                            entry_read_id=r_in.id, tariff_version_id=version.id)

@@ -54,7 +54,7 @@ def world(ctx):
         site, entry, exit_ = make_site(s)
         tariffs.create_version(s, site, code="STD", name="Standard", rules=HOURLY,
                                effective_from=now - timedelta(days=2), make_default=True)
-        boss = users.create_user(s, username="sup", password="password123", role="supervisor", sites=[site])
+        boss = users.create_user(s, username="sup", password="harbour-lantern-test-9", role="supervisor", sites=[site])
         ids = {"site": site.id, "entry": entry.id, "exit": exit_.id, "boss": boss.id}
     entered = _event(ctx, ids["entry"], "EVD123", now - timedelta(hours=3), 1)
     assert entered.decision == "open"

@@ -37,8 +37,8 @@ def world(db, session, tmp_path):
     site, entry, exit_ = make_site(session, duplicate_window_s=20)
     tariffs.create_version(session, site, code="std", name="Hourly", rules=HOURLY,
                            effective_from=T0 - timedelta(days=400), make_default=True)
-    sup = users.create_user(session, username="sup", password="supervisor-pass-1", role="supervisor", sites=[site])
-    att = users.create_user(session, username="att", password="attendant-pass-1", role="attendant", sites=[site])
+    sup = users.create_user(session, username="sup", password="harbour-lantern-test-9", role="supervisor", sites=[site])
+    att = users.create_user(session, username="att", password="harbour-lantern-test-9", role="attendant", sites=[site])
     session.commit()
     return {"site": site, "entry": entry, "exit": exit_, "store": EvidenceStore(tmp_path / "ev"), "sup": sup,
             "att": att}

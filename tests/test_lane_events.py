@@ -108,7 +108,7 @@ def test_visitor_pass_window(session, world):
 
 def test_emergency_mode_opens_every_lane_and_is_audited(session, world):
     w = world
-    admin = users.create_user(session, username="sup", password="password1", role="supervisor", sites=[w["site"]])
+    admin = users.create_user(session, username="sup", password="harbour-lantern-test-9", role="supervisor", sites=[w["site"]])
     lanes.set_emergency(session, w["site"], True, admin, "fire alarm level 2")
     session.commit()
     r = send(session, w, w["exit"], "NOBODY", T0)
@@ -124,7 +124,7 @@ def test_manual_open_requires_reason_and_names_the_user(session, world):
     from parkinglot.records.errors import InvalidInput
 
     w = world
-    u = users.create_user(session, username="att", password="password1", role="attendant", sites=[w["site"]])
+    u = users.create_user(session, username="att", password="harbour-lantern-test-9", role="attendant", sites=[w["site"]])
     with pytest.raises(InvalidInput):
         lanes.manual_open(session, w["exit"], u, "  ")
     result = lanes.manual_open(session, w["exit"], u, "driver lost ticket, paid cash")
@@ -186,7 +186,7 @@ def test_emergency_openings_are_recorded_as_emergency_and_every_car_gets_a_stay(
     from parkinglot.records.models import AuditEvent, Decision
 
     w = world
-    sup = users.create_user(session, username="sup", password="password1", role="supervisor", sites=[w["site"]])
+    sup = users.create_user(session, username="sup", password="harbour-lantern-test-9", role="supervisor", sites=[w["site"]])
     send(session, w, w["entry"], "CAR1", T0)
     send(session, w, w["entry"], "CAR2", T0)  # the car park is now full (capacity 2)
     lanes.set_emergency(session, w["site"], True, sup, "evacuation drill")

@@ -123,7 +123,7 @@ def test_paid_stay_exits_without_fee_due(session, stay):
 
 def _user(session) -> int:
     existing = session.scalar(select(User).where(User.username == "fin"))
-    return (existing or users.create_user(session, username="fin", password="password123", role="finance")).id
+    return (existing or users.create_user(session, username="fin", password="harbour-lantern-test-9", role="finance")).id
 
 
 def test_credit_adjustment_does_not_make_cash_refundable(session, stay):

@@ -34,7 +34,7 @@ def w(session):
                                    plate_region="us", capacity=10)
     version = tariffs.create_version(session, site, code="STD", name="Standard", rules=HOURLY,
                                      effective_from=datetime(2025, 1, 1, tzinfo=UTC), make_default=True)
-    fin = users.create_user(session, username="fin", password="password123", role="finance")
+    fin = users.create_user(session, username="fin", password="harbour-lantern-test-9", role="finance")
     return {"site": site, "entry": entry, "exit": exit_, "version": version, "user": fin.id, "n": 0}
 
 

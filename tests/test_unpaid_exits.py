@@ -36,7 +36,7 @@ def _today(site):
 
 
 def _finance(session, w):
-    user = users.create_user(session, username="fin", password="finance-pass-12", role="finance", sites=[w["site"]])
+    user = users.create_user(session, username="fin", password="harbour-lantern-test-9", role="finance", sites=[w["site"]])
     session.commit()
     return user
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from .. import plates
 from . import permits, vehicles
 from .errors import InvalidInput, ParkingError
-from .models import Site
+from .models import HotlistEntry, Permit, Site
 from .wallclock import day_end, day_start, parse_date
 
 MAX_ROWS = 5000
@@ -27,6 +27,12 @@ PERMIT_COLUMNS = ("number", "holder", "plates", "valid_from", "valid_to")
 PERMIT_OPTIONAL = ("hours", "rate")
 HOTLIST_COLUMNS = ("plate", "reason")
 HOTLIST_OPTIONAL = ("source",)
+# Columns stored as they are: a longer value is a row error here, where the file comes in,
+# instead of a database error (PostgreSQL refuses it) that would fail the whole file.
+PERMIT_MAX = {"number": Permit.__table__.c.number.type.length, "holder": Permit.__table__.c.holder.type.length,
+              "rate": Permit.__table__.c.rate.type.length}
+HOTLIST_MAX = {"reason": HotlistEntry.__table__.c.reason.type.length,
+               "source": HotlistEntry.__table__.c.source.type.length}
 
 
 class CsvFormatError(InvalidInput):
@@ -102,12 +108,19 @@ def read_rows(data: bytes, required: Sequence[str], optional: Sequence[str] = ()
     return rows
 
 
-def _run(session: Session, rows: list[tuple[int, dict[str, str]]], one: Callable[[dict[str, str]], Any]
-         ) -> ImportReport:
+def _too_long(row: dict[str, str], limits: dict[str, int]) -> Optional[str]:
+    over = [f"{column} has {len(row[column])} characters (at most {limit})"
+            for column, limit in limits.items() if len(row.get(column) or "") > limit]
+    return "; ".join(over) or None
+
+
+def _run(session: Session, rows: list[tuple[int, dict[str, str]]], one: Callable[[dict[str, str]], Any],
+         limits: dict[str, int]) -> ImportReport:
     report = ImportReport(rows=len(rows))
     for line, row in rows:
-        if "__error__" in row:
-            report.errors.append(RowError(line, row["__error__"]))
+        error = row.get("__error__") or _too_long(row, limits)
+        if error:
+            report.errors.append(RowError(line, error))
             continue
         try:
             with session.begin_nested():
@@ -165,7 +178,7 @@ def import_permits(session: Session, site: Site, data: bytes, *, user_id: Option
                               valid_to=day_end(last, site.timezone), hours=parse_hours(row.get("hours", "")),
                               rate=rate, user_id=user_id)
 
-    return _run(session, rows, one)
+    return _run(session, rows, one, PERMIT_MAX)
 
 
 def import_hotlist(session: Session, data: bytes, *, site_id: Optional[int], user_id: Optional[int]) -> ImportReport:
@@ -181,7 +194,7 @@ def import_hotlist(session: Session, data: bytes, *, site_id: Optional[int], use
             raise InvalidInput("reason is empty")
         if vehicles.hotlist_hit(session, site_id or 0, plate) is not None:
             raise InvalidInput(f"{plate} is already on the hotlist")
-        vehicles.add_to_hotlist(session, plate=plate, reason=row["reason"][:200], site_id=site_id,
-                                source=(row.get("source") or "csv import")[:64], user_id=user_id)
+        vehicles.add_to_hotlist(session, plate=plate, reason=row["reason"], site_id=site_id,
+                                source=row.get("source") or "csv import", user_id=user_id)
 
-    return _run(session, rows, one)
+    return _run(session, rows, one, HOTLIST_MAX)

@@ -52,6 +52,7 @@ ALERT_KINDS = (
     "driver_failure",
     "event_id_reuse",  # a lane sent a different request under an event id it had used
     "stop_override",  # a supervisor released a hotlisted or locked vehicle by hand
+    "account_lockout",  # repeated failed logins locked a console account
 )
 SITE_KINDS = ("public", "residential", "private")
 VISITOR_POLICIES = ("open", "attendant", "refuse")
@@ -765,6 +766,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Stamped into the console session at login; raising it ends every session of the user.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     sites: Mapped[list[Site]] = relationship(secondary="user_site", order_by="Site.code")
 

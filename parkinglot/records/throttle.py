@@ -2,9 +2,12 @@
 
 Keys look like ``login:<username>``, ``login-ip:<addr>`` or ``apikey-ip:<addr>``.
 Callers use their own short transaction, so a refused request still counts.
+A key longer than the column (a client can choose part of it) is stored as a digest,
+so it is counted like any other instead of failing the insert.
 """
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Optional
 
@@ -14,9 +17,17 @@ from sqlalchemy.orm import Session
 from .models import Throttle
 from .types import utcnow
 
+KEY_MAX = Throttle.__table__.c.key.type.length
+
+
+def _fit(key: str) -> str:
+    if len(key) <= KEY_MAX:
+        return key
+    return f"{key[:KEY_MAX - 72]}#sha256:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
 
 def locked_until(session: Session, key: str, now: Optional[datetime] = None) -> Optional[datetime]:
-    row = session.get(Throttle, key)
+    row = session.get(Throttle, _fit(key))
     now = now or utcnow()
     if row is not None and row.locked_until is not None and row.locked_until > now:
         return row.locked_until
@@ -26,6 +37,7 @@ def locked_until(session: Session, key: str, now: Optional[datetime] = None) -> 
 def record_failure(session: Session, key: str, *, max_failures: int, lockout_s: int,
                    now: Optional[datetime] = None) -> Optional[datetime]:
     """Count a failure; returns the lockout end once ``max_failures`` is reached within the window."""
+    key = _fit(key)
     now = now or utcnow()
     row = session.get(Throttle, key)
     if row is None:
@@ -48,7 +60,7 @@ def record_failure(session: Session, key: str, *, max_failures: int, lockout_s: 
 
 
 def reset(session: Session, key: str) -> None:
-    row = session.get(Throttle, key)
+    row = session.get(Throttle, _fit(key))
     if row is not None:
         row.failures = 0
         row.locked_until = None

@@ -2,6 +2,7 @@
 
 Every change is audited with who made it. An administrator cannot lock
 themselves out (deactivate their own account or drop their own admin role).
+A role change or a deactivation ends every session the user has open.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit
+from .accounts.sessions import end_sessions
 from .errors import InvalidInput
 from .models import ROLES, User
 
@@ -39,4 +41,8 @@ def update_user(session: Session, user: User, *, display_name: str, role: str, s
         session.flush()
         audit.append(session, "user.updated", "user", user.id, {"username": user.username, "changes": changes},
                      actor=audit.Actor.user(by.id))
+    if "active" in changes and not user.active:
+        end_sessions(session, user, reason="deactivated", actor=audit.Actor.user(by.id))
+    elif "role" in changes:
+        end_sessions(session, user, reason="role_changed", actor=audit.Actor.user(by.id))
     return user

@@ -8,24 +8,36 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import audit
+from .accounts import passwords
+from .accounts.sessions import end_sessions
 from .errors import Conflict, InvalidInput
 from .models import ROLES, Site, User
 
-MIN_PASSWORD_LEN = 8
+USERNAME_MAX = 64  # the column's length
 # Verifying against this keeps the time of a login for an unknown user the same as for a known one.
 _DUMMY_HASH = generate_password_hash("timing-equaliser-not-a-password")
 
 
 
+def normalise_username(username: object) -> str:
+    return username.strip().lower() if isinstance(username, str) else ""
+
+
+def is_valid_username(username: str) -> bool:
+    """Letters, digits and . _ - @, at most ``USERNAME_MAX``: what an account can be named."""
+    return (0 < len(username) <= USERNAME_MAX and username.isascii()
+            and all(c.isalnum() or c in "._-@" for c in username))
+
+
 def create_user(session: Session, *, username: str, password: str, role: str, sites: Sequence[Site] = (),
                 display_name: str = "", actor: audit.Actor = audit.SYSTEM) -> User:
-    username = username.strip().lower()
-    if not username or len(username) > 64 or not all(c.isalnum() or c in "._-@" for c in username):
-        raise InvalidInput("usernames use letters, digits and . _ - @ (at most 64)")
+    """A new active account; the password must pass ``accounts.passwords.check``."""
+    username = normalise_username(username)
+    if not is_valid_username(username):
+        raise InvalidInput(f"usernames use letters, digits and . _ - @ (at most {USERNAME_MAX})")
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD_LEN:
-        raise InvalidInput(f"passwords need at least {MIN_PASSWORD_LEN} characters")
+    passwords.check(password, username=username, role=role, display_name=display_name)
     if session.scalar(select(User.id).where(User.username == username)):
         raise Conflict(f"user {username!r} already exists")
     user = User(username=username, display_name=display_name or username, role=role,
@@ -39,18 +51,21 @@ def create_user(session: Session, *, username: str, password: str, role: str, si
 
 
 def authenticate(session: Session, username: str, password: str) -> Optional[User]:
-    user = session.scalar(select(User).where(User.username == (username or "").strip().lower()))
-    if user is None or not user.active:
-        check_password_hash(_DUMMY_HASH, password or "")
+    username = normalise_username(username)
+    user = (session.scalar(select(User).where(User.username == username))
+            if is_valid_username(username) else None)
+    if user is None or not user.active or not isinstance(password, str) or len(password) > passwords.MAX_LENGTH:
+        check_password_hash(_DUMMY_HASH, password[:passwords.MAX_LENGTH] if isinstance(password, str) else "")
         return None
     return user if check_password_hash(user.password_hash, password or "") else None
 
 
 def set_password(session: Session, user: User, password: str, *, actor: audit.Actor) -> None:
-    if len(password) < MIN_PASSWORD_LEN:
-        raise InvalidInput(f"passwords need at least {MIN_PASSWORD_LEN} characters")
+    """Change a password (policy-checked); every session the user had open ends."""
+    passwords.check(password, username=user.username, role=user.role, display_name=user.display_name)
     user.password_hash = generate_password_hash(password)
-    audit.append(session, "user.password_changed", "user", user.id, {}, actor=actor)
+    audit.append(session, "user.password_changed", "user", user.id, {"username": user.username}, actor=actor)
+    end_sessions(session, user, reason="password_changed", actor=actor)
 
 
 def site_ids(session: Session, user: User) -> list[int]:

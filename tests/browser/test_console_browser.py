@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from parkinglot.demo import demo_password
+
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = os.environ.get("PARKINGLOT_CHROMIUM", "/usr/bin/chromium")
@@ -140,7 +142,7 @@ class Console:
     def login(self, username: str) -> None:
         self.go("/login")
         self.page.get_by_label("Username").fill(username)
-        self.page.get_by_label("Password").fill(f"{username}-demo")
+        self.page.get_by_label("Password").fill(demo_password(username))
         self.page.get_by_role("button", name="Log in").click()
         self.page.wait_for_load_state()
 

@@ -61,7 +61,7 @@ def world(app, db):
         sites.revoke_device(s, revoked.device)
         keys["device_revoked"] = revoked.key
         for role in ROLES:
-            users.create_user(s, username=role, password=f"{role}-password", role=role,
+            users.create_user(s, username=role, password="access-matrix-lantern-9", role=role,
                               sites=[site] if role in ("attendant", "supervisor") else [])
         s.commit()
     app.config["API_KEY_MAX_FAILURES"] = 10**6
@@ -71,7 +71,7 @@ def world(app, db):
 
 def _headers(caller: str, world) -> dict:
     if caller in ROLES:
-        return {"Authorization": "Basic " + base64.b64encode(f"{caller}:{caller}-password".encode()).decode()}
+        return {"Authorization": "Basic " + base64.b64encode(f"{caller}:access-matrix-lantern-9".encode()).decode()}
     if caller in DEVICE_STATES:
         return {"Authorization": f"Bearer {world['keys'][caller]}"}
     return {}

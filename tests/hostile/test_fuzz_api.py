@@ -34,8 +34,8 @@ def fuzz_app(request, tmp_path, sqlite_template, fake_pipeline):
     with ctx.sessions() as s:
         site, entry, exit_ = make_site(s, code="FZ")
         app.config["FUZZ_KEY"] = sites.create_device(s, site, "fuzzer").key
-        users.create_user(s, username="fin", password="fuzz-finance", role="finance")
-        users.create_user(s, username="sup", password="fuzz-supervisor", role="supervisor", sites=[site])
+        users.create_user(s, username="fin", password="fuzz-ledger-harbour", role="finance")
+        users.create_user(s, username="sup", password="fuzz-barrier-compass", role="supervisor", sites=[site])
         s.commit()
     from werkzeug.serving import make_server
 
@@ -78,9 +78,9 @@ def _auth_for(case, app) -> dict:
 
     path = case.operation.path
     if path in ("/reports/revenue",):
-        return {"Authorization": "Basic " + base64.b64encode(b"fin:fuzz-finance").decode()}
+        return {"Authorization": "Basic " + base64.b64encode(b"fin:fuzz-ledger-harbour").decode()}
     if path in ("/lanes/{lane}/open", "/sites/{site}/emergency"):
-        return {"Authorization": "Basic " + base64.b64encode(b"sup:fuzz-supervisor").decode()}
+        return {"Authorization": "Basic " + base64.b64encode(b"sup:fuzz-barrier-compass").decode()}
     return {"Authorization": f"Bearer {app.config['FUZZ_KEY']}"}
 
 

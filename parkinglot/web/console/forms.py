@@ -227,7 +227,8 @@ class UserForm(ConsoleForm):
     display_name = StringField("Full name", validators=[Opt(), Length(max=120)])
     role = SelectField("Role", choices=options([("attendant", "Attendant"), ("supervisor", "Supervisor"),
                                         ("finance", "Finance"), ("admin", "Administrator")]))
-    password = PasswordField("Password (at least 8 characters)", validators=[DataRequired(), Length(min=8, max=200)])
+    password = PasswordField("Password (at least 10 characters, 14 for supervisors and administrators; "
+                             "not a common one, nor the username)", validators=[DataRequired(), Length(max=200)])
     sites = SelectMultipleField("Sites", choices=[], coerce=int, validate_choice=True,
                                 widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
 
@@ -248,7 +249,7 @@ class UserEditForm(ConsoleForm):
 
     def validate_sites(self, field) -> None:
         _sites_for_role(self, field)
-    password = PasswordField("New password (leave empty to keep)", validators=[Opt(), Length(min=8, max=200)])
+    password = PasswordField("New password (leave empty to keep)", validators=[Opt(), Length(max=200)])
 
 
 def plates_from_text(text: Optional[str]) -> list[str]:

@@ -7,7 +7,11 @@ from urllib.parse import urlsplit
 from flask import redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from ..auth import TooManyAttempts, check_login
+from ...records.accounts.sessions import end_sessions
+from ...records.audit import Actor
+from ...records.models import User
+from ..auth import TooManyAttempts, check_login, remember_device, start_session
+from ..transaction import db
 from . import bp
 from .forms import LoginForm
 from .security import LOGIN_AT
@@ -51,7 +55,7 @@ def login():
     error, status = None, 200
     if form.validate_on_submit():
         try:
-            user = check_login(form.username.data, form.password.data)
+            user = check_login(form.username.data, form.password.data, via="console")
         except TooManyAttempts as exc:
             user, error, status = None, f"Too many failed attempts. {exc.message.capitalize()}.", 429
         else:
@@ -62,7 +66,8 @@ def login():
             login_user(user, remember=False)
             session.permanent = True
             session[LOGIN_AT] = time.time()
-            return redirect(next_url or url_for("console.home"))
+            start_session(user)
+            return remember_device(redirect(next_url or url_for("console.home")), user.username)
     elif request.method == "POST":
         status = 422
     return render_template("console/login.html", form=form, error=error, next=next_url), status
@@ -70,6 +75,10 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    """Log out everywhere: a copy of this session's cookie (or any other session) stops working."""
+    if current_user.is_authenticated:
+        user = db().get(User, current_user.id)
+        end_sessions(db(), user, reason="logout", actor=Actor.user(user.id))
     logout_user()
     session.clear()
     return redirect(url_for("console.login"))

@@ -8,7 +8,7 @@ from ...records import user_admin, users
 from ...records.audit import Actor
 from ...records.errors import ParkingError
 from ...records.models import Site, User
-from ..auth import roles_required
+from ..auth import roles_required, start_session
 from ..transaction import db, read_db, rollback_only
 from . import bp
 from .forms import UserEditForm, UserForm, options
@@ -75,6 +75,8 @@ def user_edit(user_id: int):
                                by=me())
         if form.password.data:
             users.set_password(session, user, form.password.data, actor=Actor.user(me().id))
+            if user.id == me().id:
+                start_session(user)  # an administrator who changes their own password stays logged in here
     except ParkingError as exc:
         return _form_page(form, user, exc.status, exc.message)
     flash(f"User {user.username} saved.", "success")
