@@ -48,7 +48,7 @@ def replay(app, client):
 
 
 def api_open(client, lane: str):
-    return client.post(f"/api/v1/lanes/{lane}/open", json={"reason": "driver lost the ticket"})
+    return client.post(f"/api/v1/lanes/{lane}/open", json={"reason": "barrier test", "no_vehicle": True})
 
 
 def events(db, action: str) -> list[AuditEvent]:
@@ -277,6 +277,7 @@ def test_lockout_from_a_foreign_address_does_not_lock_out_a_known_browser(app, w
         found = list(s.scalars(select(Alert).where(Alert.kind == "account_lockout")))
         assert [a.site_id for a in found] == [s.scalar(select(Site.id).where(Site.code == world.site))]
         assert "supervisor" in found[0].message and "not logged in from before" in found[0].message
+    assert "Logins as supervisor" in known.get("/alerts?kind=account_lockout").text  # shown to the site's people
 
 
 def test_a_known_browser_has_its_own_allowance_and_its_own_lockout(app, world, db):
