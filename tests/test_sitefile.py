@@ -3,7 +3,7 @@ export and apply again changes nothing; a tariff change is a new version from a 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -144,6 +144,9 @@ def test_a_lane_code_used_twice_is_refused():
      "holds no device keys"),
     ('effective_from: "2026-01-01T00:00:00Z"', 'effective_from: "2026-01-01T00:00:00"', "tariff.effective_from",
      "needs a UTC offset"),
+    ("tariff:\n", "holidays: [{day: 2026-13-01}]\ntariff:\n", "holidays[0].day", "expected a date such as"),
+    ("tariff:\n", "holidays: [{day: 2026-12-25}, {day: 2026-12-25}]\ntariff:\n", "holidays[1].day",
+     "holiday '2026-12-25' is used twice"),
     ('effective_from: "2026-01-01T00:00:00Z"', "effective_from: next week", "tariff.effective_from",
      "not an ISO 8601 instant"),
     ("    week:", "    currency: USD\n    week:", "tariff.rules.currency", "differs from the site's 'EUR'"),
@@ -325,3 +328,33 @@ def test_the_documented_example_is_a_valid_site_file():
     example = re.search(r"```yaml\n(.*?)```", doc, re.S).group(1)
     sf = spec.parse(example, "docs/site-file.md")
     assert [d.kind for d in sf.devices] == ["lane_controller", "pay_station", "pay_station"]
+
+
+def test_holidays_are_added_renamed_kept_and_pruned_only_from_today(db):
+    from parkinglot.records.models import SiteHoliday
+    from .factories import enter
+
+    text = SMALL + "holidays:\n  - {day: 2026-12-25, name: Christmas}\n  - {day: 2026-01-01}\n"
+    assert [str(c) for c in apply_text(db, text).changes if "holiday" in str(c)] == [
+        "holiday 2026-01-01: added", "holiday 2026-12-25: added (Christmas)"]
+    assert apply_text(db, text).changes == ()
+    with db.sessions() as s:
+        assert fees.holidays(s, sites.get_site(s, "HQ").id) == {date(2026, 1, 1), date(2026, 12, 25)}
+        exported = spec.dump(service.export(s, "HQ"))
+    assert "- day: '2026-12-25'\n  name: Christmas" in exported and apply_text(db, exported).changes == ()
+    renamed = text.replace("Christmas", "Noel")
+    assert [str(c) for c in apply_text(db, renamed).changes] == ["holiday 2026-12-25: renamed (Noel)"]
+    without = SMALL
+    assert apply_text(db, without).notes == ("holiday 2026-01-01: not in the file, kept (past holidays priced stays)",
+                                             "holiday 2026-12-25: not in the file, kept (--prune removes holidays "
+                                             "from today on)")
+    assert [str(c) for c in apply_text(db, without, prune=True).changes] == ["holiday 2026-12-25: removed (Noel)"]
+    with db.sessions() as s:  # once cars have parked, a holiday in the past would re-price them
+        site = sites.get_site(s, "HQ")
+        enter(s, site, sites.get_lane(s, "HQ-IN"), "AB123")
+        s.commit()
+    with pytest.raises(SiteFileError) as info:
+        apply_text(db, SMALL + "holidays: [{day: 2026-05-01}]\n")
+    assert "holidays[0].day: holiday 2026-05-01 is in the past" in str(info.value)
+    with db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(SiteHoliday)) == 1

@@ -23,10 +23,12 @@ from sqlalchemy.orm import Session
 from ..billing import tariffs
 from ..billing.tariff_model import Tariff
 from ..records import audit, sites
-from ..records.models import Device, Lane, Site, TariffVersion, Zone
+from ..records import wallclock
+from ..records.models import Device, Lane, ParkingSession, Site, SiteHoliday, TariffVersion, Zone
 from ..records.types import utcnow
 from .document import Document
-from .spec import (DeviceSpec, LaneSpec, Problem, SiteFile, SiteFileError, Source, TariffSpec, ZoneSpec)
+from .spec import (DeviceSpec, HolidaySpec, LaneSpec, Problem, SiteFile, SiteFileError, Source, TariffSpec,
+                   ZoneSpec)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ def apply(session: Session, sf: SiteFile, *, actor: audit.Actor = audit.SYSTEM, 
     zones = run.zones(site)
     lanes = run.lanes(site, zones)
     run.devices(site, lanes, prune)
+    run.holidays(site, now, prune)
     if sf.tariff is not None:
         run.tariff(site, sf.tariff, now)
     elif site.default_tariff_code:
@@ -120,6 +123,7 @@ def _check(session: Session, sf: SiteFile, site: Optional[Site], now: datetime) 
                                             f"keeps its kind: revoke it and add a {d.kind} under another name"))
         if sf.tariff is not None:
             problems.extend(_check_tariff(session, site, sf.tariff, src, now))
+        problems.extend(_check_holidays(session, site, sf.holidays, src, now))
     if problems:
         raise SiteFileError(problems)
 
@@ -135,6 +139,22 @@ def _check_tariff(session: Session, site: Site, spec: TariffSpec, src: Source, n
                             f"version takes effect from now or later (stays already inside keep theirs); set "
                             f"effective_from to when the new prices start, or leave it out for 'now'")]
     return []
+
+
+def _today(site: Site, now: datetime):
+    return now.astimezone(wallclock.zone(site.timezone)).date()
+
+
+def _check_holidays(session: Session, site: Site, holidays: tuple[HolidaySpec, ...], src: Source,
+                    now: datetime) -> list[Problem]:
+    """A holiday added before today would re-price stays already billed without it: refused once
+    the site has stays (a new site may list last year's holidays)."""
+    stored = set(session.scalars(select(SiteHoliday.day).where(SiteHoliday.site_id == site.id)))
+    past = [h for h in holidays if h.day < _today(site, now) and h.day not in stored]
+    if not past or session.scalar(select(ParkingSession.id).where(ParkingSession.site_id == site.id).limit(1)) is None:
+        return []
+    return [src.problem(h.path + ("day",), f"holiday {h.day} is in the past: stays were already priced without it, "
+                                           "and a stay is re-priced exactly as it was billed") for h in past]
 
 
 def _latest_version(session: Session, site_id: int, code: str) -> Optional[TariffVersion]:
@@ -260,6 +280,35 @@ class _Run:
             else:
                 self.notes.append(f"device {device.name!r}: not in the file, kept (--prune revokes its key)")
 
+    def holidays(self, site: Site, now: datetime, prune: bool) -> None:
+        stored = {h.day: h for h in self.s.scalars(select(SiteHoliday).where(SiteHoliday.site_id == site.id))}
+        wanted = {h.day: h for h in self.sf.holidays}
+        for day, spec in wanted.items():
+            row = stored.get(day)
+            if row is None:
+                self.s.add(SiteHoliday(site_id=site.id, day=day, name=spec.name))
+                self._holiday_event(site, "site.holiday_added", day, spec.name, "added")
+            elif row.name != spec.name:
+                row.name = spec.name
+                self._holiday_event(site, "site.holiday_renamed", day, spec.name, "renamed")
+        today = _today(site, now)
+        for day, row in sorted(stored.items()):
+            if day in wanted:
+                continue
+            if prune and day >= today:
+                self.s.delete(row)
+                self._holiday_event(site, "site.holiday_removed", day, row.name, "removed")
+            else:
+                self.notes.append(f"holiday {day}: not in the file, kept"
+                                  + (" (--prune removes holidays from today on)" if day >= today else
+                                     " (past holidays priced stays)"))
+
+    def _holiday_event(self, site: Site, action: str, day: Any, name: str, what: str) -> None:
+        self.s.flush()
+        audit.append(self.s, action, "site", site.id, {"day": day.isoformat(), "name": name}, actor=self.actor,
+                     site_id=site.id)
+        self.changes.append(Change(f"holiday {day}", what, name))
+
     def tariff(self, site: Site, spec: TariffSpec, now: datetime) -> None:
         latest = _latest_version(self.s, site.id, spec.code)
         if latest is None or _differs(latest, spec):
@@ -302,6 +351,8 @@ def export(session: Session, code: str) -> SiteFile:
                        dict(ln.driver_config or {}), ln.enabled, ()) for ln in lanes),
         tuple(DeviceSpec(d.name, d.kind, lane_code.get(d.lane_id) if d.lane_id else None, ()) for d in devices),
         tariff,
+        tuple(HolidaySpec(h.day, h.name, ()) for h in session.scalars(
+            select(SiteHoliday).where(SiteHoliday.site_id == site.id).order_by(SiteHoliday.day))),
         Source(f"site {code}", Document(None)),
     )
 

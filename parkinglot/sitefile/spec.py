@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ..billing.tariff_model import InvalidTariff, Tariff, TariffError
@@ -119,12 +119,22 @@ class TariffSpec:
 
 
 @dataclass(frozen=True)
+class HolidaySpec:
+    """A local date billed with the tariff's ``holiday`` schedule."""
+
+    day: date
+    name: str
+    path: Path_ = field(compare=False)
+
+
+@dataclass(frozen=True)
 class SiteFile:
     site: Mapping[str, Any]  # every field of SITE_FIELDS, defaults filled in
     zones: tuple[ZoneSpec, ...]
     lanes: tuple[LaneSpec, ...]
     devices: tuple[DeviceSpec, ...]
     tariff: Optional[TariffSpec]
+    holidays: tuple[HolidaySpec, ...]
     source: Source = field(compare=False)
 
     @property
@@ -230,6 +240,15 @@ def _kpi_targets(v: Any) -> dict[str, float]:
     return dict(v)
 
 
+def _day(v: Any) -> date:
+    if isinstance(v, str):
+        try:
+            return date.fromisoformat(v.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"expected a date such as 2026-12-25, got {_shown(v)}")
+
+
 def _mapping(v: Any) -> dict[str, Any]:
     if not isinstance(v, dict):
         raise ValueError(f"expected a mapping, got {_shown(v)}")
@@ -286,7 +305,11 @@ DEVICE_FIELDS: dict[str, tuple[Check, Any]] = {
     "lane": (_text(32), None),
 }
 TARIFF_KEYS = ("code", "name", "effective_from", "rules")
-TOP_KEYS = ("version", "site", "zones", "lanes", "devices", "tariff")
+HOLIDAY_FIELDS: dict[str, tuple[Check, Any]] = {
+    "day": (_day, _MISSING),
+    "name": (_text(120), ""),
+}
+TOP_KEYS = ("version", "site", "zones", "lanes", "devices", "tariff", "holidays")
 
 
 # --- parsing -----------------------------------------------------------------------------------
@@ -344,7 +367,7 @@ class _Reader:
             key = getattr(spec, attr)
             if key in first:
                 line = self.source.doc.line(first[key].path + (attr,))
-                self.problem(spec.path + (attr,), f"{what} {key!r} is used twice (first on line {line})")
+                self.problem(spec.path + (attr,), f"{what} {str(key)!r} is used twice (first on line {line})")
             else:
                 first[key] = spec
 
@@ -420,10 +443,17 @@ def parse(text: str, filename: str = "<site file>") -> SiteFile:
             and "visitor" not in tariff.rules["rates"]:
         r.problem(("site", "visitor_pass_pricing"), "visitor_rate prices visitor passes with the tariff's rate "
                                                     "named 'visitor', and tariff.rules.rates has none")
+    holidays = []
+    for path, item in r.items(top.get("holidays"), ("holidays",), "holidays"):
+        h = r.fields(item, path, HOLIDAY_FIELDS, "a holiday")
+        if h is not None:
+            holidays.append(HolidaySpec(h["day"], h["name"], path))
+    r.unique(holidays, "day", "holiday")
     if r.problems:
         raise SiteFileError(r.problems)
     assert site is not None
-    return SiteFile(site, tuple(zones), tuple(lanes), tuple(devices), tariff, r.source)
+    return SiteFile(site, tuple(zones), tuple(lanes), tuple(devices), tariff,
+                    tuple(sorted(holidays, key=lambda h: h.day)), r.source)
 
 
 def _check_driver(r: _Reader, path: Path_, driver: str, config: Mapping[str, Any]) -> None:
@@ -553,6 +583,8 @@ def to_data(sf: SiteFile) -> dict[str, Any]:
             tariff["effective_from"] = sf.tariff.effective_from.isoformat().replace("+00:00", "Z")
         tariff["rules"] = rules
         out["tariff"] = tariff
+    if sf.holidays:
+        out["holidays"] = [{"day": h.day.isoformat(), **({"name": h.name} if h.name else {})} for h in sf.holidays]
     return out
 
 
