@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_CHECKPOINT_EVERY": 1000,  # events between automatic checkpoints
     "AUDIT_CHECKPOINT_MINUTES": 60,  # or this long since the last one, at the next audited commit
     "AUDIT_WITNESS_URL": "",  # optional webhook that receives every checkpoint (JSON POST)
+    "AUDIT_PREVIOUS_PUBLIC_KEYS": "",  # PEM files of retired signing keys, separated by ':' (key rotation)
     "AUDIT_WITNESS_SYSLOG": "",  # optional syslog target: /dev/log or host:port (UDP)
 }
 

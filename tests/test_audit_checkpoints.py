@@ -231,15 +231,20 @@ def test_a_truncated_trail_with_the_head_moved_back_contradicts_the_checkpoint(d
     assert any("TRUNCATED" in p and "covers 10 events" in p and "only 7" in p for p in report.problems)
 
 
+def _as_attacker(db, guards, *statements, **params):
+    """Drop the guards, run ``statements``, put the guards back (covering one's tracks)."""
+    guards.drop()
+    with db.engine.begin() as conn:
+        for stmt in statements:
+            conn.execute(text(stmt), params)
+    guards.restore()
+
+
 def test_an_emptied_trail_contradicts_the_log(db, trail, keys, guards):
     _append(db, 5)
     trail.checkpoint()
-    guards.drop()
-    with db.engine.begin() as conn:
-        conn.execute(text("DELETE FROM audit_event"))
-        conn.execute(text("DELETE FROM audit_checkpoint"))
-        conn.execute(text("UPDATE audit_head SET last_id = 0, last_hash = :h WHERE id = 1"), {"h": GENESIS_HASH})
-    guards.restore()
+    _as_attacker(db, guards, "DELETE FROM audit_event", "DELETE FROM audit_checkpoint",
+                 "UPDATE audit_head SET last_id = 0, last_hash = :h WHERE id = 1", h=GENESIS_HASH)
     with db.sessions() as s:
         assert audit.verify(s).ok
     report = _report(db, trail, keys)
@@ -265,7 +270,28 @@ def test_a_checkpoint_forged_with_another_key_is_refused(db, trail, keys, tmp_pa
     forger = checkpoints.Checkpointer(db.sessions, lambda: other, trail.policy)
     forger.checkpoint()
     report = _report(db, trail, keys)
-    assert not report.ok and any("INVALID signature" in p for p in report.problems)
+    assert not report.ok and any("UNKNOWN key" in p for p in report.problems)
+
+
+def test_after_a_key_rotation_old_checkpoints_verify_with_the_retired_public_key(db, trail, keys, tmp_path):
+    _append(db, 3)
+    trail.checkpoint()
+    new_key = signing.load_or_create(tmp_path / "new.pem")
+    rotated = checkpoints.Checkpointer(db.sessions, lambda: new_key, trail.policy)
+    _append(db, 2, start=3)
+    rotated.checkpoint()
+    with db.sessions() as s:
+        without = verify_trail(s, new_key.public, log_path=trail.policy.log_path)
+        with_old = verify_trail(s, new_key.public, log_path=trail.policy.log_path, previous_keys=[keys.public])
+    assert not without.ok and with_old.ok, with_old.problems
+
+
+def test_an_altered_checkpoint_row_fails_its_signature(db, trail, keys, guards):
+    _append(db, 3)
+    trail.checkpoint()
+    _as_attacker(db, guards, "UPDATE audit_checkpoint SET at = '2020-01-01T00:00:00.000000+00:00'")
+    report = _report(db, trail, keys)
+    assert not report.ok and any("INVALID signature" in p and "database" in p for p in report.problems)
 
 
 def test_the_head_only_moves_forward_and_the_trail_refuses_truncate(db, trail):

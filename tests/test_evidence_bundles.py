@@ -186,6 +186,20 @@ def test_an_added_file_and_a_non_bundle_are_refused(ctx, world, tmp_path):
     assert verify_bundle(junk).problems[0].startswith("not a readable ZIP file")
 
 
+def test_a_malformed_manifest_is_a_clear_failure_not_a_traceback(ctx, world, tmp_path):
+    blob, _, _ = _export(ctx, "stay", world["stay"])
+
+    def change(name, data):
+        if name == "manifest.json":
+            m = json.loads(data)
+            m["photos"] = [{"sha256": 5}]
+            return json.dumps(m).encode()
+        return data
+
+    report = verify_bundle(_save(tmp_path, _rewrite(blob, change)))
+    assert not report.ok and "malformed" in report.problems[0]
+
+
 def test_dispute_and_alert_bundles_and_the_scope(ctx, world, tmp_path):
     with transaction(ctx.sessions) as s:
         stay = s.get(ParkingSession, world["stay"])

@@ -31,18 +31,27 @@ def _public_key(ctx, public_key_file: Optional[str]):
 @audit.command("verify")
 @click.option("--public-key", "public_key_file", type=click.Path(dir_okay=False),
               help="PEM public key to check signatures with (default: the instance's signing key).")
+@click.option("--previous-key", "previous_key_files", multiple=True, type=click.Path(dir_okay=False),
+              help="PEM public key of a retired signing key (repeatable; also AUDIT_PREVIOUS_PUBLIC_KEYS).")
 @click.option("--log", "log_file", type=click.Path(dir_okay=False),
               help="Checkpoint log to compare with (default: AUDIT_CHECKPOINT_LOG).")
 @click.pass_obj
-def audit_verify(obj: dict, public_key_file: Optional[str], log_file: Optional[str]) -> None:
+def audit_verify(obj: dict, public_key_file: Optional[str], previous_key_files: tuple[str, ...],
+                 log_file: Optional[str]) -> None:
     """Check the chain, its guards and every signed checkpoint (database and log); exit 1 on any problem."""
+    from ..evidence import signing
     from ..records.trail.verify import verify_trail
 
     ctx = ctx_of(obj)
     key = _public_key(ctx, public_key_file)
+    configured = [p for p in str(ctx.settings.get("AUDIT_PREVIOUS_PUBLIC_KEYS") or "").split(":") if p.strip()]
+    try:
+        previous = [signing.load_public_key(Path(p).read_bytes()) for p in [*configured, *previous_key_files]]
+    except (OSError, signing.SigningKeyError) as exc:
+        raise click.ClickException(f"previous public key: {exc}") from None
     log_path = Path(log_file or ctx.settings["AUDIT_CHECKPOINT_LOG"])
     with ctx.read_sessions() as session:
-        report = verify_trail(session, key, log_path=log_path)
+        report = verify_trail(session, key, log_path=log_path, previous_keys=previous)
     for note in report.notes:
         click.echo(f"note: {note}")
     if report.ok:

@@ -51,6 +51,9 @@ def verify_bundle(path: str | Path, *, public_key_pem: Optional[bytes] = None) -
         return BundleReport(False, [f"not a readable ZIP file: {exc}"])
     except ValueError as exc:
         return BundleReport(False, [str(exc)])
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a hand-made manifest or event line
+        return BundleReport(False, [f"the bundle is malformed (an entry lacks or mistypes {exc!s}): "
+                                    "it was altered after export"])
 
 
 def _verify(zf: zipfile.ZipFile, pinned: Optional[bytes]) -> BundleReport:

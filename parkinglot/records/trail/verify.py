@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from ...evidence import checkpoint_log
 from ...evidence.chain import Checkpoint
-from ...evidence.signing import verify_signature
+from ...evidence.signing import fingerprint, verify_signature
 from .. import audit
 from ..models import AuditEvent
 from . import checkpoints
@@ -80,8 +80,14 @@ def contradiction(cp: Checkpoint, chain_length: int, hash_at: Optional[str]) -> 
     return None
 
 
-def verify_trail(session: Session, public_key, *, log_path: Optional[Path] = None) -> TrailReport:
-    """Guards, chain and checkpoints; every problem is listed, the first contradicted checkpoint named."""
+def verify_trail(session: Session, public_key, *, log_path: Optional[Path] = None,
+                 previous_keys: Sequence[Any] = ()) -> TrailReport:
+    """Guards, chain and checkpoints; every problem is listed, the first contradicted checkpoint named.
+
+    ``public_key``: the current key (None: no key file); ``previous_keys``: the public keys of
+    retired signing keys, so checkpoints signed before a key rotation still verify.
+    """
+    trusted = {fingerprint(k): k for k in [*previous_keys, public_key] if k is not None}
     problems: list[str] = []
     notes: list[str] = []
     missing = missing_triggers(session)
@@ -101,14 +107,19 @@ def verify_trail(session: Session, public_key, *, log_path: Optional[Path] = Non
     elif not Path(log_path).exists():
         notes.append(f"the checkpoint log {log_path} does not exist (yet)")
     by_seq: dict[int, Checkpoint] = {}
-    if public_key is None and (in_db or in_log):
+    if not trusted and (in_db or in_log):
         problems.append(f"{len(in_db) + len(in_log)} checkpoint signature(s) could not be checked: no public key "
                         "(the signing key file is missing; pass the published public key)")
     for source, items in (("database", in_db), ("checkpoint log", in_log)):
         for cp in items:
-            if public_key is not None and not verify_signature(public_key, cp.message(), cp.signature):
+            key = trusted.get(cp.key_id)
+            if trusted and key is None:
+                problems.append(f"checkpoint {cp.seq} in the {source} is signed by an UNKNOWN key {cp.key_id} "
+                                "(forged, or a retired key missing from AUDIT_PREVIOUS_PUBLIC_KEYS)")
+                continue
+            if key is not None and not verify_signature(key, cp.message(), cp.signature):
                 problems.append(f"checkpoint {cp.seq} in the {source} has an INVALID signature "
-                                "(forged, altered, or signed by another key)")
+                                "(forged or altered)")
                 continue
             other = by_seq.get(cp.seq)
             if other is not None and other != cp:
