@@ -152,6 +152,26 @@ def test_after_m_minutes_the_next_commit_makes_a_checkpoint_in_the_background(db
     assert counts[0] == 1 and counts[-1] == 3 and counts == sorted(set(counts))
 
 
+def test_the_background_thread_ends_when_idle_and_comes_back(db, keys, tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr(checkpoints, "IDLE_EXIT_S", 0.1)
+    policy = checkpoints.Policy(every_events=2, every_minutes=60, log_path=tmp_path / "cp.log")
+    trail = checkpoints.Checkpointer(db.sessions, lambda: keys, policy, background=True)
+    trail.watch(db.sessions)
+    _append(db, 2)
+    assert trail.drain()
+    for _ in range(100):  # a liveness wait, not a timing assertion
+        if trail._thread is None:
+            break
+        time.sleep(0.05)
+    assert trail._thread is None
+    _append(db, 2, start=2)
+    assert trail.drain()
+    with db.sessions() as s:
+        assert [cp.count for cp in checkpoints.stored(s)] == [2, 4]
+
+
 def test_a_rolled_back_transaction_takes_no_checkpoint(db, keys, tmp_path):
     policy = checkpoints.Policy(every_events=1, every_minutes=60, log_path=tmp_path / "cp.log")
     trail = checkpoints.Checkpointer(db.sessions, lambda: keys, policy)

@@ -33,6 +33,7 @@ from ..models import AuditCheckpoint, AuditHead
 from ..types import utcnow
 
 log = logging.getLogger("parkinglot.audit.checkpoints")
+IDLE_EXIT_S = 30.0  # the background thread ends after this long without a due checkpoint
 
 
 def as_checkpoint(row: AuditCheckpoint) -> Checkpoint:
@@ -150,6 +151,7 @@ class Checkpointer:
         self._idle = threading.Event()
         self._idle.set()
         self._thread: Optional[threading.Thread] = None
+        self._start_lock = threading.Lock()
 
     @property
     def signer(self) -> Signer:
@@ -215,13 +217,20 @@ class Checkpointer:
     def _kick(self) -> None:
         self._idle.clear()
         self._wake.set()
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="audit-checkpoints", daemon=True)
-            self._thread.start()
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="audit-checkpoints", daemon=True)
+                self._thread.start()
 
     def _run(self) -> None:
+        """Take due checkpoints; end after IDLE_EXIT_S without work (the next due commit starts it again)."""
         while True:
-            self._wake.wait()
+            if not self._wake.wait(IDLE_EXIT_S):
+                with self._start_lock:
+                    if not self._wake.is_set():
+                        self._thread = None
+                        return
+                continue
             self._wake.clear()
             self.maybe_checkpoint()
             if not self._wake.is_set():
