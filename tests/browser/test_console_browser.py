@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import urllib.request
 from pathlib import Path
@@ -237,7 +238,7 @@ def test_search_a_plate_and_open_the_stay(tab, server):
 
 
 def test_manual_open_with_a_reason(tab, server):
-    from parkinglot.records.models import Decision
+    from parkinglot.records.models import Decision, ParkingSession
 
     t = tab("attendant")
     t.go("/lanes")
@@ -245,14 +246,23 @@ def test_manual_open_with_a_reason(tab, server):
     t.page.get_by_role("button", name="Open DT-IN-1").click()  # empty reason: the browser refuses to send it
     assert "/lanes" in t.page.url and t.page.evaluate("document.activeElement.id") == reason.get_attribute("id")
     reason.fill("ticket machine jammed, driver waiting")
-    reason.press("Enter")  # keyboard only
+    reason.press("Enter")  # keyboard only; without the car's plate the entry is not opened
     t.page.wait_for_load_state()
-    assert t.page.get_by_text("barrier opened").is_visible()
-    assert t.page.get_by_role("cell", name="ticket machine jammed, driver waiting").is_visible()
+    card = t.page.locator("#lane-DT-IN-1")
+    assert card.get_by_text("the plate of the car is required").is_visible()
+    assert card.get_by_label("Reason for opening DT-IN-1").input_value() == "ticket machine jammed, driver waiting"
+    t.problems.clear()  # chromium logs the 422 itself as a console error
+    plate = card.get_by_label("Plate of the car")
+    plate.fill("man 4711")
+    plate.press("Enter")
+    t.page.wait_for_load_state()
+    assert t.page.get_by_text("barrier opened").is_visible() and t.page.get_by_text("MAN4711 admitted").is_visible()
+    assert t.page.get_by_role("cell", name=re.compile("ticket machine jammed, driver waiting")).is_visible()
     t.shot("lanes-after-manual-open")
     with _db(server) as s:
         d = s.scalar(select(Decision).where(Decision.reason == "manual_open").order_by(Decision.id.desc()).limit(1))
-        assert d.message == "ticket machine jammed, driver waiting" and d.user_id is not None
+        assert d.message.endswith("ticket machine jammed, driver waiting") and d.user_id is not None
+        assert s.get(ParkingSession, d.session_id).plate == "MAN4711"  # the car has a stay
 
 
 def test_new_alert_appears_live_and_is_acknowledged(tab, server):
@@ -304,7 +314,8 @@ def test_open_and_resolve_a_dispute(tab, server):
     sup.shot("dispute-resolve")
     sup.page.get_by_role("button", name="Resolve dispute").click()
     sup.page.wait_for_load_state()
-    assert sup.page.get_by_text("resolved: refund").is_visible()
+    assert sup.page.locator(".flash", has_text="resolved: refund").is_visible()
+    assert sup.page.get_by_role("cell", name=re.compile(r"^Dispute resolved: refund, fee")).is_visible()  # history
     sup.shot("dispute-resolved")
     with _db(server) as s:
         d = s.scalar(select(Dispute).where(Dispute.session_id == stay_id))
