@@ -25,6 +25,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    device = sa.table('device', sa.column('lane_id', sa.Integer), sa.column('revoked_at', sa.DateTime))
+    bound = op.get_bind().execute(sa.select(sa.func.count()).select_from(device)
+                                  .where(device.c.lane_id.is_not(None), device.c.revoked_at.is_(None))).scalar()
+    if bound:  # the key would silently work on every lane of its site: refuse instead
+        raise RuntimeError("devices bound to a lane exist: revoke them before downgrading below 0006")
     with op.batch_alter_table('device') as batch:
         batch.drop_constraint('fk_device_lane_id_lane', type_='foreignkey')
         batch.drop_column('lane_id')
