@@ -105,7 +105,7 @@ def test_supervisor_voids_a_mistaken_payment_with_a_reason(as_role, world, db):
     rows = payments_of(db, world.open_stay)
     assert [(p.kind, p.amount_minor) for p in rows] == [("payment", 600), ("void", -600)]
     page = sup.get(f"/stays/{world.open_stay}").text
-    assert "payment (voided)" in page and "payment.voided" in page
+    assert "payment (voided)" in page and "Payment of 6.00 EUR voided: “" in page
     assert "VOIDED" in sup.get(f"/payments/{paid.id}/receipt").text
     _, _, _, due_again = desk(sup, world.open_stay)
     assert due_again == "6.00"   # owed again

@@ -148,7 +148,7 @@ SENTENCES: dict[str, Sentence] = {
         f"Refund of {n.money(d.get('amount_minor'), d.get('currency'))}{_with(d.get('reason'))}."),
     "payment.adjusted": lambda d, n: f"Adjustment of {n.money(d.get('amount_minor'))}{_with(d.get('reason'))}.",
     "payment.voided": lambda d, n: (
-        f"Payment voided ({n.money(d.get('amount_minor'), d.get('currency'))}){_with(d.get('reason'))}."),
+        f"Payment of {n.money(abs(d.get('amount_minor')), d.get('currency'))} voided{_with(d.get('reason'))}."),
     "alert.raised": lambda d, n: (
         f"Alert raised: {_alert_kind(d.get('kind'))}" + (f" at {n.lane(d.get('lane_id'))}" if d.get("lane_id") else "")
         + "."),
