@@ -324,7 +324,10 @@ def test_a_pay_station_bound_to_an_exit_is_its_payment_terminal_and_keeps_its_ki
 
 
 def test_the_documented_example_is_a_valid_site_file():
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "site-file.md").read_text(encoding="utf-8")
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    if not docs.is_dir():  # benchmarks/mutation.py runs the tests in a copy of the package and tests only
+        pytest.skip("no docs/ folder beside tests/")
+    doc = (docs / "site-file.md").read_text(encoding="utf-8")
     example = re.search(r"```yaml\n(.*?)```", doc, re.S).group(1)
     sf = spec.parse(example, "docs/site-file.md")
     assert [d.kind for d in sf.devices] == ["lane_controller", "pay_station", "pay_station"]
