@@ -21,6 +21,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 STAMP = VENV / ".parkinglot-installed"
 CHROMIUM = "/usr/bin/chromium"
+TEST_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"  # the synthetic-plate tests measure DejaVu faces
 TRAINING_FONTS = [
     "fonts-dejavu-core", "fonts-dejavu-extra", "fonts-liberation", "fonts-liberation2",
     "fonts-freefont-ttf", "fonts-urw-base35", "fonts-croscore", "fonts-roboto-unhinted",
@@ -86,6 +87,12 @@ def ensure_chromium() -> None:
         apt_install(["chromium"])
 
 
+def ensure_test_fonts() -> None:
+    """The font tests measure Debian's DejaVu faces (fonts-dejavu-core): installed like chromium."""
+    if not Path(TEST_FONT).exists():
+        apt_install(["fonts-dejavu-core"])
+
+
 def cmd_install(_args: list[str]) -> None:
     ensure_env()
 
@@ -101,6 +108,7 @@ def cmd_serve(args: list[str]) -> None:
 
 def cmd_test(args: list[str]) -> None:
     ensure_env()
+    ensure_test_fonts()
     pytest_args = list(args)
     if "--fast" in pytest_args:
         pytest_args.remove("--fast")

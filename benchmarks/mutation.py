@@ -19,13 +19,24 @@ A mutant is *killed* when a mapped test fails (or the run exceeds ``--timeout``)
 *survives* when they all pass. Before any mutant, the union of the mapped tests runs
 once on the unmutated copy: if that baseline fails, nothing is judged (exit 2).
 Survivors that an open issue is about to deal with carry ``awaits: issue N`` in the
-catalogue and are listed apart in the report; they still count as survivors.
+catalogue and are listed apart in the report; they still count as survivors. A mutant
+shown to be *equivalent* (no input tells it from the original) carries ``equivalent:
+<why>``; it is listed with its reason and not run, and the score leaves it out:
+score = killed / (mutants - equivalent).
+
+Why a hand-written catalogue and not mutmut or cosmic-ray: see docs/testing.md. In short,
+those tools flip operators everywhere (thousands of mutants in these modules, most of them
+in logging, messages and formatting), re-run a fixed test command per mutant and have no
+notion of "this test file guards that rule"; here each mutant is a rule break someone could
+plausibly commit, mapped to the tests that state the rule, so the whole catalogue runs on
+two cores in about 25 minutes and every survivor names a rule.
 
 Exit code: 0 every mutant killed, 1 at least one survived, 2 the run could not judge
 (baseline red, a stale anchor, pytest could not collect the mapped tests).
 
 Output (``--json``): ``{"benchmark": "mutation", "mutants", "killed", "survived",
-"kill_rate", "seconds", "results": [{"id", "status", "seconds", ...}], "survivors": [...]}``.
+"equivalent", "kill_rate", "score", "seconds", "by_file": {file: {...}},
+"results": [{"id", "status", "seconds", ...}], "survivors": [...]}``.
 """
 from __future__ import annotations
 
@@ -62,7 +73,7 @@ FIELDS = {"id", "rule", "source", "file", "anchor", "replace", "tests"}
 # The plate reader's tests (numba kernels, easyocr, synthetic frames) are slow and judge lpr/ only;
 # a test file is one of them when it imports the reader (browser tests are slow too).
 LPR_MARKERS = ("parkinglot.lpr", "parkinglot import lpr", "lpr_synth_frames")
-OPTIONAL = {"awaits"}
+OPTIONAL = {"awaits", "equivalent"}
 
 
 class CatalogueError(ValueError):
@@ -79,6 +90,7 @@ class Mutant:
     replace: str
     tests: tuple[str, ...]  # test files (or node ids) that should catch it
     awaits: Optional[str] = None  # an open issue that changes this rule (survivors listed apart)
+    equivalent: Optional[str] = None  # why no input tells this mutant from the original (not run)
 
     def mutate(self, text: str) -> str:
         """``text`` with the anchor replaced; ``CatalogueError`` unless the anchor occurs exactly once."""
@@ -114,8 +126,10 @@ def load_catalogue(path: Path = CATALOGUE) -> list[Mutant]:
             raise CatalogueError(f"{where}: rule, source, file and anchor must be non-empty strings")
         if not isinstance(e["replace"], str) or e["replace"] == e["anchor"]:
             raise CatalogueError(f"{where}: 'replace' must be a string that differs from the anchor")
+        if "equivalent" in e and not (isinstance(e["equivalent"], str) and e["equivalent"].strip()):
+            raise CatalogueError(f"{where}: 'equivalent' must say why no input tells the mutant apart")
         out.append(Mutant(e["id"], e["rule"].strip(), e["source"].strip(), e["file"], e["anchor"], e["replace"],
-                          tuple(tests), e.get("awaits")))
+                          tuple(tests), e.get("awaits"), (e.get("equivalent") or "").strip() or None))
     return out
 
 
@@ -254,7 +268,7 @@ def run(mutants: Sequence[Mutant], timeout: float) -> tuple[dict, int]:
     t_start = time.perf_counter()
     for m in mutants:
         check(m)
-    union = sorted({t for m in mutants for t in m.tests})
+    union = sorted({t for m in mutants if not m.equivalent for t in m.tests})
     with tempfile.TemporaryDirectory(prefix="parkinglot-mutants-") as tmp:
         copy = make_copy(Path(tmp))
         where = package_location(copy)
@@ -270,6 +284,11 @@ def run(mutants: Sequence[Mutant], timeout: float) -> tuple[dict, int]:
         _say(f"[mutation] baseline passed in {base.seconds:.0f} s")
         results = []
         for i, m in enumerate(mutants, 1):
+            if m.equivalent:
+                results.append({"id": m.id, "status": "equivalent", "seconds": 0.0, "file": m.file, "rule": m.rule,
+                                "tests": list(m.tests), "equivalent": m.equivalent})
+                _say(f"[mutation] {i:>3}/{len(mutants)} EQUIVALENT          {m.id}: {m.equivalent}")
+                continue
             with applied(copy, m):
                 r = run_tests(copy, m.tests, timeout)
             status = {"passed": "survived", "failed": "killed", "timeout": "killed", "error": "error"}[r.status]
@@ -288,17 +307,37 @@ def run(mutants: Sequence[Mutant], timeout: float) -> tuple[dict, int]:
     survived = [r for r in results if r["status"] == "survived"]
     errors = [r for r in results if r["status"] == "error"]
     judged = killed + len(survived)
+    equivalent = [r for r in results if r["status"] == "equivalent"]
     report = {
         "benchmark": "mutation", "commit": _git_head(), "python": platform.python_version(),
         "catalogue": str(CATALOGUE.relative_to(ROOT)), "pytest_args": list(PYTEST_ARGS),
         "mutants": len(results), "killed": killed, "survived": len(survived), "errors": len(errors),
+        "equivalent": len(equivalent),
         "kill_rate": round(killed / judged, 4) if judged else None,
+        "score": round(killed / (len(results) - len(equivalent)), 4) if len(results) > len(equivalent) else None,
         "seconds": round(time.perf_counter() - t_start, 1), "baseline_seconds": round(base.seconds, 1),
         "survivors": [{"id": r["id"], "file": r["file"], "rule": r["rule"], **({"awaits": r["awaits"]}
                        if "awaits" in r else {})} for r in survived],
+        "equivalents": [{"id": r["id"], "file": r["file"], "why": r["equivalent"]} for r in equivalent],
+        "by_file": by_file(results),
         "results": results,
     }
     return report, 2 if errors else (1 if survived else 0)
+
+
+def by_file(results: Sequence[dict]) -> dict[str, dict]:
+    """Per mutated file: mutants, killed, survived, equivalent, errors, score and seconds."""
+    out: dict[str, dict] = {}
+    for r in results:
+        row = out.setdefault(r["file"], {"mutants": 0, "killed": 0, "survived": 0, "equivalent": 0, "error": 0,
+                                         "seconds": 0.0})
+        row["mutants"] += 1
+        row[r["status"]] += 1
+        row["seconds"] = round(row["seconds"] + r["seconds"], 1)
+    for row in out.values():
+        judged = row["mutants"] - row["equivalent"]
+        row["score"] = round(row["killed"] / judged, 4) if judged else None
+    return dict(sorted(out.items()))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -325,8 +364,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except CatalogueError as exc:
         raise SystemExit(str(exc)) from None
     if "kill_rate" in report and report["kill_rate"] is not None:
-        _say(f"[mutation] {report['killed']}/{report['mutants']} killed (kill rate {report['kill_rate']:.0%}), "
-             f"{report['survived']} survived, {report['errors']} errors, {report['seconds']:.0f} s")
+        _say(f"[mutation] {report['killed']}/{report['mutants']} killed, {report['survived']} survived, "
+             f"{report['equivalent']} equivalent, {report['errors']} errors; score {report['score']:.1%} "
+             f"(killed / non-equivalent), {report['seconds']:.0f} s")
+        for name, row in report["by_file"].items():
+            _say(f"[mutation]   {name:42} {row['killed']:>3} killed {row['survived']:>2} survived "
+                 f"{row['equivalent']:>2} equivalent  score {row['score']:.0%}  {row['seconds']:6.0f} s")
         for s in report["survivors"]:
             _say(f"[mutation]   survived: {s['id']}" + (f" ({s['awaits']})" if "awaits" in s else ""))
     write_json(args.json, report)

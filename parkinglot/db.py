@@ -27,6 +27,7 @@ from .config import create_private_file, make_private_dir
 
 READ_ONLY = "parkinglot_read_only"
 IDLE_PING_S = 1.0  # a pooled connection idle longer than this is pinged before use
+_idle_clock = time.monotonic  # the clock idleness is measured by (tests move it on instead of sleeping)
 
 
 def _setup_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
@@ -57,12 +58,12 @@ def _ping_when_idle(engine: Engine, idle_s: float) -> None:
     """
     @event.listens_for(engine, "checkin")
     def _stamp(_dbapi_conn, record) -> None:
-        record.info["idle_since"] = time.monotonic()
+        record.info["idle_since"] = _idle_clock()
 
     @event.listens_for(engine, "checkout")
     def _ping(dbapi_conn, record, _proxy) -> None:
         idle_since = record.info.pop("idle_since", None)
-        if idle_since is None or time.monotonic() - idle_since < idle_s:
+        if idle_since is None or _idle_clock() - idle_since < idle_s:
             return
         try:
             alive = engine.dialect.do_ping(dbapi_conn)

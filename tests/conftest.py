@@ -4,6 +4,11 @@ PostgreSQL: $PARKINGLOT_TEST_PG_URL or postgresql://postgres@127.0.0.1:5432/test
 only to create (and finally drop) a database of this run's own. If the server is
 unreachable the PostgreSQL half is skipped with the reason, unless CI=true, in
 which case it fails.
+
+The same holds for every prerequisite a test needs from the machine (PostgreSQL, its
+client tools, fonts, the shipped model, chromium): ``missing_prerequisite`` skips with
+the reason on a developer's machine and fails under CI=true, so CI never passes by
+skipping.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -28,10 +33,21 @@ from parkinglot.records.models import Base
 
 PG_ADMIN_URL = os.environ.get("PARKINGLOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing_prerequisite(reason: str, *, needed_for: str) -> NoReturn:
+    """Skip (with ``reason``) a test whose prerequisite this machine lacks; under CI=true, fail."""
+    if IN_CI:
+        pytest.fail(f"CI=true requires {needed_for}: {reason}")
+    pytest.skip(reason)
 BACKENDS = ["sqlite", "postgresql"]
 # the audit plate key of the tests' own sessions, and of the ``app`` fixture's, so that the
 # digests a test computes match the ones its app wrote
 TEST_PLATE_KEY = b"parkinglot-test-audit-plate-key"
+# For tests of PostgreSQL behaviour (a server that ends connections, ...): the ``db`` fixture,
+# and everything built on it, on PostgreSQL alone; like every PostgreSQL half it is skipped
+# without a server, and fails under CI=true.
+postgresql_only = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 
 
 def keyed_sessions(engine: Engine) -> sessionmaker[Session]:
@@ -75,9 +91,7 @@ def _scratch_pg_database(upgrade: bool = True) -> Iterator[str]:
     """A PostgreSQL database of its own (dropped afterwards); fails under CI=true without PostgreSQL."""
     reason = _pg_unavailable_reason()
     if reason:
-        if IN_CI:
-            pytest.fail(f"CI=true requires the PostgreSQL run: {reason}")
-        pytest.skip(reason)
+        missing_prerequisite(reason, needed_for="the PostgreSQL run")
     name = f"parkinglot_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

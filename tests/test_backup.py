@@ -34,7 +34,7 @@ from parkinglot.demo import load_demo
 from parkinglot.records import audit, migrate
 from parkinglot.records.models import AuditEvent, Evidence, PlateRead
 
-from .conftest import IN_CI, PG_ADMIN_URL, _pg_unavailable_reason
+from .conftest import PG_ADMIN_URL, _pg_unavailable_reason, missing_prerequisite
 
 HISTORY = 6
 
@@ -52,9 +52,12 @@ def _database_maker(backend: str, tmp_path: Path):
     if backend == "postgresql":
         reason = _pg_unavailable_reason()
         if reason:
-            if IN_CI:
-                pytest.fail(f"CI=true requires the PostgreSQL run: {reason}")
-            pytest.skip(reason)
+            missing_prerequisite(reason, needed_for="the PostgreSQL run")
+        for tool in ("pg_dump", "pg_restore"):  # backups of PostgreSQL are taken and restored with them
+            try:
+                pgtools.find_tool(tool)
+            except BackupError as exc:
+                missing_prerequisite(str(exc), needed_for="the PostgreSQL backup tests")
         admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
 
     def new(name: str, *, create: bool = True, password: str | None = None) -> str:

@@ -7,10 +7,9 @@ RULES = d.SiteRules(anti_passback="deny", min_confidence=0.6)
 HOTLISTED = d.StopHit("hotlist", 1, "AB123", exact=True)
 
 
-def entry(**kw):
-    base = dict(plate="AB123", confidence=0.9)
-    base.update(kw)
-    return d.decide_entry(d.EntryFacts(**base), RULES if "rules" not in kw else kw.pop("rules"))
+def entry(rules: d.SiteRules = RULES, **kw):
+    """``decide_entry`` of a confident read of AB123 with ``kw`` changed, under ``rules``."""
+    return d.decide_entry(d.EntryFacts(**{"plate": "AB123", "confidence": 0.9, **kw}), rules)
 
 
 def test_visitor_opens_with_ticket():
@@ -59,10 +58,20 @@ def test_full_site_denies_visitors():
     assert dec.outcome == "deny" and dec.reason == "site_full"
 
 
-def exit_(**kw):
-    base = dict(plate="AB123", confidence=0.9, match="paired", match_reason="exact_plate")
-    base.update(kw)
-    return d.decide_exit(d.ExitFacts(**base), RULES)
+def exit_(rules: d.SiteRules = RULES, **kw):
+    """``decide_exit`` of a confident read paired by its exact plate, with ``kw`` changed, under ``rules``."""
+    facts = {"plate": "AB123", "confidence": 0.9, "match": "paired", "match_reason": "exact_plate", **kw}
+    return d.decide_exit(d.ExitFacts(**facts), rules)
+
+
+def test_the_helpers_decide_under_the_rules_they_are_given():
+    # the site's own threshold, not the module's default, decides (0.7 opens under 0.6, not under 0.8)
+    strict = d.SiteRules(min_confidence=0.8)
+    assert entry(confidence=0.7).outcome == "open"
+    assert entry(confidence=0.7, rules=strict).outcome == "attendant"
+    assert exit_(confidence=0.7).outcome == "open"
+    assert exit_(confidence=0.7, rules=strict).outcome == "attendant"
+    assert entry(rules=d.SiteRules(visitors="refuse")).outcome != "open"
 
 
 def test_exit_paid_opens_and_closes():

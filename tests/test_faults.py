@@ -2,7 +2,6 @@
 import http.server
 import io
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -48,10 +47,18 @@ def test_evidence_disk_unwritable_denies_and_stores_nothing(app, client, lanes, 
     assert count(db, PlateRead) == 1
 
 
-class _Hanging(http.server.BaseHTTPRequestHandler):
+class _Relay(http.server.BaseHTTPRequestHandler):
+    """A relay board that counts requests and holds each one until the test releases it
+    (``gate``), then answers ``status``: a hanging relay without sleeping for seconds."""
+
+    gate = threading.Event()
+    status = 200
+    received = 0
+
     def do_POST(self):  # noqa: N802
-        time.sleep(3)
-        self.send_response(200)
+        type(self).received += 1
+        type(self).gate.wait(timeout=30)
+        self.send_response(type(self).status)
         self.end_headers()
 
     def log_message(self, *a):
@@ -59,39 +66,64 @@ class _Hanging(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def hanging_relay():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hanging)
+def relay():
+    """The URL of a fresh ``_Relay`` (held until ``_Relay.gate`` is set, or answering at once)."""
+    _Relay.gate, _Relay.status, _Relay.received = threading.Event(), 200, 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Relay)
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/relay"
+    _Relay.gate.set()  # let any held request end
     server.shutdown()
 
 
-def test_hanging_relay_times_out_without_delaying_the_reply(app, client, lanes, db, hanging_relay):
+def test_hanging_relay_does_not_delay_the_reply(app, client, lanes, db, relay):
     with db.sessions() as s:
         lane = s.get(Lane, lanes["entry_id"])
         lane.driver = "http_relay"
-        lane.driver_config = {"url": hanging_relay, "timeout_s": 1.5, "retries": 1, "backoff_s": 0.05}
+        lane.driver_config = {"url": relay, "timeout_s": 30, "retries": 0}
         s.commit()
+    _Relay.status = 504
     r = plate_event(client, lanes["entry"], lanes["key"], event_id="relay-1")
     assert r.status_code == 200 and r.get_json()["decision"] == "open"
-    with db.sessions() as s:  # the reply never waits for the relay: it is still trying (>= 3 s in all)
+    with db.sessions() as s:  # the reply came while the relay still holds the command (it is not released yet)
         assert s.scalar(select(BarrierCommand.status)) == "pending"
+    _Relay.gate.set()  # the relay finally answers, with a failure
     app.extensions["parkinglot_dispatcher"].drain(timeout_s=15)
     with db.sessions() as s:
         cmd = s.scalar(select(BarrierCommand))
-        assert cmd.status == "failed"
-        assert "timed out" in cmd.error.lower() or "timeout" in cmd.error.lower()
+        assert cmd.status == "failed" and "HTTP 504" in cmd.error
         assert s.scalar(select(Alert.kind)) == "driver_failure"
         assert s.scalar(select(func.count()).select_from(Decision)) == 1  # the decision record stands
 
 
-def test_relay_driver_retries_with_backoff(hanging_relay):
-    driver = HttpRelayDriver({"url": hanging_relay, "timeout_s": 0.2, "retries": 2, "backoff_s": 0.05})
-    t0 = time.perf_counter()
-    with pytest.raises(DriverError, match="3 attempts"):
+class _Sleeps:
+    """Stands in for the ``time`` module of the relay driver: records its back-off instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+@pytest.mark.parametrize("relay_answers", ["503", "nothing"])
+def test_relay_driver_retries_with_exponential_backoff(relay, monkeypatch, relay_answers):
+    from parkinglot.barrier.drivers import http_relay
+
+    clock = _Sleeps()
+    monkeypatch.setattr(http_relay, "time", clock)
+    if relay_answers == "503":
+        _Relay.status = 503
+        _Relay.gate.set()
+    driver = HttpRelayDriver({"url": relay, "timeout_s": 0.2, "retries": 2, "backoff_s": 0.05})
+    with pytest.raises(DriverError, match="3 attempts") as failed:
         driver.open("L1")
-    assert 0.6 < time.perf_counter() - t0 < 2.5
+    assert clock.slept == [0.05, 0.1]  # a back-off before each retry, doubling
+    if relay_answers == "503":
+        assert _Relay.received == 3 and "HTTP 503" in str(failed.value)
+    else:  # a relay that never answers: each attempt ends at the driver's own timeout
+        assert "timed out" in str(failed.value).lower()
 
 
 def test_skewed_controller_clocks(client, lanes, db):

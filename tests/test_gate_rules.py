@@ -143,6 +143,19 @@ def test_the_same_request_retried_gets_the_stored_reply_and_creates_nothing(sess
     assert session.scalar(select(func.count()).select_from(PlateRead)) == 1
 
 
+def test_the_same_event_id_on_two_lanes_is_two_events(session, world):
+    """Event ids are a controller's own, scoped to its lane: another lane's event under the same
+    id is decided on its own, neither handed the first lane's reply nor refused as a reuse."""
+    w = world
+    came = send(session, w, w["entry"], "TL1001", T0, event_id="n-1")
+    left = send(session, w, w["exit"], "TL1001", T0 + timedelta(minutes=5), event_id="n-1", ticket=came.reply.ticket)
+    assert came.reply.decision == "open" and not left.replayed
+    assert left.reply.decision == "open" and left.reply.read_id != came.reply.read_id
+    assert session.get(ParkingSession, came.reply.session_id).status == "closed"
+    assert session.scalar(select(func.count()).select_from(PlateRead).where(PlateRead.event_id == "n-1")) == 2
+    assert not alerts_of(session, "event_id_reuse")
+
+
 @pytest.mark.parametrize("change", ["plate", "ticket", "frame", "late"])
 def test_a_different_request_under_a_used_event_id_is_refused_recorded_and_alerted(session, world, change):
     from parkinglot.barrier.events import Frame
@@ -428,6 +441,20 @@ def test_a_repeat_read_of_a_car_still_at_the_barrier_gets_the_same_open(session,
     assert session.get(PlateRead, again.reply.read_id).duplicate_of_id == first.reply.read_id
 
 
+@pytest.mark.parametrize("received_s, captured_s, duplicate", [
+    (5, 5 + 180, True),    # the controller's clock 3 minutes fast: still the car at the barrier
+    (5, 5 - 600, True),    # 10 minutes slow: the same
+    (60, 2, False),        # a minute later by the server's clock (window 20 s), whatever the controller says
+])
+def test_the_duplicate_window_runs_on_the_server_clock(session, world, received_s, captured_s, duplicate):
+    w = world
+    first = send(session, w, w["entry"], "DW3000", T0)
+    again = send(session, w, w["entry"], "DW3000", T0 + timedelta(seconds=received_s),
+                 captured=T0 + timedelta(seconds=captured_s))
+    assert (session.get(PlateRead, again.reply.read_id).duplicate_of_id == first.reply.read_id) is duplicate
+    assert (again.reply.decision == "open") is duplicate  # afresh, it is a car already inside
+
+
 @pytest.mark.parametrize("change", ["passage", "hotlisted", "stay_closed"])
 def test_a_repeat_entry_read_is_not_given_the_open_once_things_changed(session, world, change):
     w = world
@@ -469,15 +496,18 @@ def test_a_repeat_exit_read_after_the_car_passed_is_another_car(session, world, 
     assert again.reply.reason == ("no_entry" if change == "passage" else "vehicle_locked")
 
 
-def test_an_emergency_open_is_not_repeated_after_the_emergency(session, world):
+@pytest.mark.parametrize("direction, refused_for", [("exit", "no_entry"), ("entry", "already_inside")])
+def test_an_emergency_open_is_not_repeated_after_the_emergency(session, world, direction, refused_for):
+    # at the entry the emergency open started a stay, which a repeat read still finds open:
+    # only the emergency's end tells the repeat apart from the car still at the barrier
     w = world
     lanes.set_emergency(session, w["site"], True, w["sup"], "fire alarm")
     session.commit()
-    assert send(session, w, w["exit"], "EM4000", T0).reply.reason == "emergency_mode"
+    assert send(session, w, w[direction], "EM4000", T0).reply.reason == "emergency_mode"
     lanes.set_emergency(session, w["site"], False, w["sup"], "all clear")
     session.commit()
-    again = send(session, w, w["exit"], "EM4000", T0 + timedelta(seconds=6))
-    assert again.reply.decision == "deny" and again.reply.reason == "no_entry"
+    again = send(session, w, w[direction], "EM4000", T0 + timedelta(seconds=6))
+    assert again.reply.decision == "deny" and again.reply.reason == refused_for
 
 
 def test_passages_are_recorded_once_and_only_for_opens_of_the_lane(session, world):

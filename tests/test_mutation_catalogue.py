@@ -62,6 +62,23 @@ def test_malformed_entries_are_refused(tmp_path):
             mutation.load_catalogue(path)
 
 
+def test_an_equivalent_mutant_says_why_and_is_left_out_of_the_score(tmp_path):
+    entry = ("- {id: a, rule: r, source: s, file: parkinglot/plates.py, anchor: 'LOOKALIKE_COST = 0.25',\n"
+             "   replace: 'LOOKALIKE_COST = 0.0', tests: [tests/test_lookup.py]%s}\n")
+    path = tmp_path / "m.yaml"
+    path.write_text("mutants:\n" + entry % ", equivalent: 'the cost is never read'")
+    assert mutation.load_catalogue(path)[0].equivalent == "the cost is never read"
+    path.write_text("mutants:\n" + entry % ", equivalent: ''")
+    with pytest.raises(mutation.CatalogueError, match="say why"):
+        mutation.load_catalogue(path)
+    results = [{"file": "a.py", "status": s, "seconds": 1.0} for s in ("killed", "killed", "survived", "equivalent")]
+    results.append({"file": "b.py", "status": "equivalent", "seconds": 0.0})
+    rows = mutation.by_file(results)
+    assert rows["a.py"] == {"mutants": 4, "killed": 2, "survived": 1, "equivalent": 1, "error": 0, "seconds": 4.0,
+                            "score": round(2 / 3, 4)}
+    assert rows["b.py"]["score"] is None  # nothing to judge
+
+
 def test_a_mutant_is_applied_and_reverted_in_the_copy_only(tmp_path):
     mutant = next(m for m in CATALOGUE if m.file == "parkinglot/barrier/decide.py")
     tree_file = ROOT / mutant.file

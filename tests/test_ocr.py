@@ -9,6 +9,8 @@ import pytest
 
 from parkinglot.lpr import ocr
 
+from .conftest import missing_prerequisite
+
 
 def _plate(text: str, light_on_dark: bool = False, scale: float = 1.6) -> np.ndarray:
     """A clean plate crop drawn with OpenCV's Hershey font (no font files needed)."""
@@ -191,8 +193,9 @@ def test_missing_tuned_model_falls_back_to_stock_with_warning(monkeypatch, tmp_p
 
 
 @pytest.mark.ocr
-@pytest.mark.skipif(not ocr.TUNED_WEIGHTS.is_file(), reason="tuned model not trained yet")
 def test_tuned_model_loads_through_easyocr_custom_network() -> None:
+    if not ocr.TUNED_WEIGHTS.is_file():
+        missing_prerequisite(f"no tuned model at {ocr.TUNED_WEIGHTS}", needed_for="the shipped model")
     import easyocr
 
     models = str(ocr.MODELS_DIR)
@@ -210,7 +213,7 @@ def test_shipped_model_files_match_checksums() -> None:
 
     sums = ocr.MODELS_DIR / "SHA256SUMS"
     if not sums.is_file():
-        pytest.skip("no shipped model")
+        missing_prerequisite(f"no {sums}: the shipped model's checksums", needed_for="the shipped model")
     for line in sums.read_text().splitlines():
         digest, name = line.split()
         data = (ocr.MODELS_DIR / name.lstrip("*")).read_bytes()

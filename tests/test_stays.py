@@ -83,6 +83,19 @@ def test_close_and_reopen(db, session):
     session.commit()
 
 
+@pytest.mark.parametrize("early", [timedelta(seconds=1), timedelta(minutes=5), timedelta(days=1)])
+def test_a_stay_never_ends_before_it_began(db, session, early):
+    """An exit time before the entry (a clock that jumped, a hand-entered time) ends the stay
+    at its entry: a stay of zero length, never a negative one the database would refuse."""
+    site, entry, exit_ = make_site(session)
+    stay = enter(session, site, entry, "AB123", later(30))
+    stays.close_stay(session, stay, exited_at=later(30) - early, exit_lane_id=exit_.id)
+    session.commit()
+    session.expire_all()
+    stored = session.get(ParkingSession, stay.id)
+    assert stored.status == "closed" and stored.exited_at == stored.entered_at == later(30)
+
+
 def test_two_concurrent_exits_exactly_one_succeeds(db):
     with db.sessions() as s:
         site, entry, exit_ = make_site(s)

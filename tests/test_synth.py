@@ -10,6 +10,8 @@ import pytest
 
 from parkinglot.lpr import synth
 
+from .conftest import missing_prerequisite
+
 LABEL = re.compile(r"[A-Z0-9]{1,10}")
 FALLBACK = synth.font_choices([])   # Pillow default + Hershey: no installed font needed
 
@@ -87,8 +89,16 @@ def test_every_font_family_is_equally_likely() -> None:
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 
 
-@pytest.mark.skipif(not (DEJAVU / "DejaVuSansMono.ttf").exists(), reason="Debian's fonts-dejavu-core not installed")
+def _dejavu(*names: str) -> None:
+    """The DejaVu faces these tests measure (Debian's fonts-dejavu-core; ``dev.py test`` installs it)."""
+    missing = [n for n in names if not (DEJAVU / n).is_file()]
+    if missing:
+        missing_prerequisite(f"{', '.join(missing)} not in {DEJAVU}: install Debian's fonts-dejavu-core "
+                             f"(python3 dev.py test does)", needed_for="the font tests")
+
+
 def test_fonts_with_a_slashed_or_dotted_zero_are_not_used() -> None:
+    _dejavu("DejaVuSansMono.ttf", "DejaVuSans.ttf", "DejaVuSans-Bold.ttf")
     # DejaVu Sans Mono marks its zero inside the oval, DejaVu Sans does not; plates never do
     assert not synth._plain_zero(str(DEJAVU / "DejaVuSansMono.ttf"))
     assert synth._plain_zero(str(DEJAVU / "DejaVuSans.ttf"))
@@ -96,8 +106,8 @@ def test_fonts_with_a_slashed_or_dotted_zero_are_not_used() -> None:
     assert not synth._plain_zero("/nonexistent/font.ttf")
 
 
-@pytest.mark.skipif(not (DEJAVU / "DejaVuSans.ttf").exists(), reason="Debian's fonts-dejavu-core not installed")
 def test_font_names_decide_which_faces_are_plate_like(tmp_path, monkeypatch) -> None:
+    _dejavu("DejaVuSans.ttf")
     # the name filter keeps upright plain faces (a signage "gothic" included) and drops italic,
     # wide and the geometric URW Gothic; one file of the same name counts once
     names = ["routed-gothic.ttf", "routed-gothic-narrow.ttf", "routed-gothic-italic.ttf",

@@ -280,6 +280,9 @@ def _db_down():
     return _fail_closed(Unavailable("the database is unavailable; nothing was recorded"))
 
 
+MAX_ROW_ID = 2**63 - 1  # the largest id either database can hold: a larger one names no row (and overflows a bind)
+
+
 @bp.post("/lanes/<lane_code>/passages")
 def lane_passage(lane_code: str):
     """The barrier reports that the car of an ``open`` has passed (drivers that can tell).
@@ -292,7 +295,7 @@ def lane_passage(lane_code: str):
         device, lane = require_device_on_lane(lane_code)
         body = _json_body()
         decision_id = body.get("decision_id")
-        if isinstance(decision_id, bool) or not isinstance(decision_id, int) or decision_id <= 0:
+        if isinstance(decision_id, bool) or not isinstance(decision_id, int) or not 0 < decision_id <= MAX_ROW_ID:
             raise InvalidInput("'decision_id' (the id of the open decision) is required")
         reported = _parse_time(body.get("passed_at"), received, "passed_at") if body.get("passed_at") else None
         result = lanes.record_passage(db(), lane, decision_id, device_id=device.id, passed_at=received,
@@ -352,6 +355,14 @@ def _json_body() -> dict[str, Any]:
     return body
 
 
+def _reason(body: dict[str, Any]) -> str:
+    """The reason a person gave, as text: a list or a number is refused, not stored as its repr."""
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        raise InvalidInput("'reason' must be text")
+    return reason
+
+
 @bp.post("/lanes/<lane_code>/open")
 def lane_manual_open(lane_code: str):
     """Open by hand (attendant or supervisor); the reason is mandatory and audited. ``plate``
@@ -364,7 +375,7 @@ def lane_manual_open(lane_code: str):
         raise InvalidInput("'plate' must be a string and 'no_vehicle' true or false")
     lane = sites.get_lane(db(), lane_code)
     require_site_access(user, lane.site_id)
-    result = lanes.open_by_hand(db(), lane, user, str(body.get("reason", "")), plate=plate, no_vehicle=no_vehicle)
+    result = lanes.open_by_hand(db(), lane, user, _reason(body), plate=plate, no_vehicle=no_vehicle)
     db().commit()
     if result.barrier_command_id is not None:
         dispatcher().submit(result.barrier_command_id)
@@ -383,6 +394,6 @@ def site_emergency(site_code: str):
         raise InvalidInput("'active' (true or false) is required")
     site = sites.get_site(db(), site_code)
     require_site_access(user, site.id)
-    lanes.set_emergency(db(), site, body["active"], user, str(body.get("reason", "")))
+    lanes.set_emergency(db(), site, body["active"], user, _reason(body))
     return jsonify(site=site.code, emergency_mode=site.emergency_mode,
                    since=site.emergency_since.isoformat() if site.emergency_since else None)

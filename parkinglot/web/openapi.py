@@ -63,7 +63,10 @@ CAPTURED_AT_DOC = ("The controller's clock when the frames were taken, ISO 8601 
                    "shown and kept as evidence, but never decides anything: credential validity, permit hours, "
                    "fees, paid-until and grace are judged at the server's receive time. It is refused when more "
                    "than 5 minutes ahead or 7 days behind the server; an exit captured before its stay's entry "
-                   "goes to an attendant.")
+                   "goes to an attendant. Left out, empty or null, the receive time is recorded in its place.")
+# an empty string (a form field left blank) or null is taken as "not given", as documented
+CAPTURED_AT = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "maxLength": 0},
+                         {"type": "null"}], "description": CAPTURED_AT_DOC}
 
 PLATE_EVENT = {
     "type": "object",
@@ -73,7 +76,7 @@ PLATE_EVENT = {
                   "and dots are dropped); empty string if no plate was read"},
         "confidence": {"type": "number", "minimum": 0, "maximum": 1, "description": "A number; true/false are refused"},
         "event_id": {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,64}$", "description": EVENT_ID_DOC},
-        "captured_at": {"type": "string", "format": "date-time", "description": CAPTURED_AT_DOC},
+        "captured_at": CAPTURED_AT,
         "ticket": {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,64}$"},
         "alternatives": {"type": "array", "items": {"type": "object", "required": ["plate"],
                          "properties": {"plate": {"type": "string"}, "confidence": {"type": "number"}}}},
@@ -87,7 +90,7 @@ FRAME_EVENT = {
         "frame": {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": 5,
                   "description": "One or more JPEG/PNG frames of the same vehicle (a burst)"},
         "event_id": {"type": "string", "description": EVENT_ID_DOC},
-        "captured_at": {"type": "string", "format": "date-time", "description": CAPTURED_AT_DOC},
+        "captured_at": CAPTURED_AT,
         "ticket": {"type": "string"},
     },
 }
@@ -281,7 +284,7 @@ SPEC: dict[str, Any] = {
                 "parameters": [{"name": "lane", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["decision_id"],
-                    "properties": {"decision_id": {"type": "integer", "minimum": 1},
+                    "properties": {"decision_id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
                                    "passed_at": {"type": "string", "format": "date-time",
                                                  "description": "The controller's clock; recorded only"}}}}}},
                 "responses": {"201": {"description": "Recorded"}, "200": {"description": "Already recorded"},

@@ -22,12 +22,13 @@ from sqlalchemy import func, select
 
 from parkinglot.demo import demo_password
 
+from ..conftest import missing_prerequisite
+
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = os.environ.get("PARKINGLOT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 VIEWPORT = {"width": 1366, "height": 768}
 
@@ -35,9 +36,7 @@ VIEWPORT = {"width": 1366, "height": 768}
 def _require_chromium() -> None:
     if not Path(CHROMIUM).exists():
         reason = f"chromium not found at {CHROMIUM}: install it with `apt-get install chromium` (or run python3 dev.py test)"
-        if IN_CI:
-            pytest.fail(f"CI=true requires the browser tests: {reason}")
-        pytest.skip(reason)
+        missing_prerequisite(reason, needed_for="the browser tests")
 
 
 def _plate_box(jpeg: bytes) -> list[list[float]]:
