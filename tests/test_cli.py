@@ -107,6 +107,10 @@ def test_site_apply_export_and_the_everyday_verbs(instance, tmp_path):
     assert bad.exit_code == 1 and f"{path}:5: lanes[1].code: lane code 'NB-IN' is used twice" in bad.output
     assert "Traceback" not in bad.output
     assert "unknown site 'NOPE'" in run("site", "export", "NOPE").output
+    latin = tmp_path / "latin1.yaml"
+    latin.write_bytes(SITE_FILE.replace("North Block", "Nord Stra\u00dfe").encode("latin-1"))
+    not_utf8 = run("site", "apply", str(latin))
+    assert not_utf8.exit_code == 1 and "not UTF-8 text" in not_utf8.output
 
     added = run("sites", "add", "SB", "--name", "South Block", "--timezone", "Europe/Berlin", "--currency", "EUR",
                 "--region", "eu", "--kind", "private")

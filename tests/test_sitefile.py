@@ -177,6 +177,9 @@ def test_yaml_traps_and_syntax():
     [msg] = problems("site: {code: A,\n")
     assert msg.startswith("site.yaml:") and "not valid YAML" in msg
     assert problems("") == ["site.yaml: (top level): expected a mapping (the site file), got nothing"]
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b]\n"
+    [msg] = problems(bomb)  # aliases would expand without bound: refused
+    assert msg.startswith("site.yaml:1: (file): the value written here is used again through a YAML alias")
 
 
 # --- applying: both backends --------------------------------------------------------------------

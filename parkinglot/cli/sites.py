@@ -26,7 +26,11 @@ def site_apply(obj: dict, file: Path, dry_run: bool, prune: bool) -> None:
     from ..sitefile import service, spec
 
     with clean_errors():
-        sf = spec.parse(file.read_text(encoding="utf-8"), str(file))
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise click.ClickException(f"{file}: not UTF-8 text (byte {exc.start}); save the site file as UTF-8")
+        sf = spec.parse(text, str(file))
         ctx = ctx_of(obj)
         with transaction(ctx.sessions) as session:
             applied = service.apply(session, sf, actor=operator_actor(), prune=prune)

@@ -61,12 +61,19 @@ def load(text: str) -> Document:
     doc = Document(None)
     if node is None:
         return doc
-    doc.data = _build(node, (), doc.lines, yaml.SafeLoader(""))
+    doc.data = _build(node, (), doc.lines, yaml.SafeLoader(""), set())
     return doc
 
 
-def _build(node: yaml.Node, path: Path_, lines: dict[Path_, int], constructor: yaml.SafeLoader) -> Any:
+def _build(node: yaml.Node, path: Path_, lines: dict[Path_, int], constructor: yaml.SafeLoader,
+           seen_nodes: set[int]) -> Any:
     lines[path] = node.start_mark.line + 1
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        # an alias (*name) makes the tree a graph: a few lines could expand to billions of items
+        if id(node) in seen_nodes:
+            raise DocumentError("the value written here is used again through a YAML alias (*name); aliases "
+                                "are not supported in a site file: write the value out", node.start_mark.line + 1)
+        seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         seen: dict[Any, int] = {}
@@ -80,11 +87,11 @@ def _build(node: yaml.Node, path: Path_, lines: dict[Path_, int], constructor: y
                 raise DocumentError(f"key {key!r} is written twice (first on line {seen[key]})",
                                     key_node.start_mark.line + 1)
             seen[key] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, path + (key,), lines, constructor)
+            out[key] = _build(value_node, path + (key,), lines, constructor, seen_nodes)
             lines[path + (key,)] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), lines, constructor) for i, item in enumerate(node.value)]
+        return [_build(item, path + (i,), lines, constructor, seen_nodes) for i, item in enumerate(node.value)]
     if node.tag in _KEEP_AS_TEXT or (node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
                                      and ":" in node.value):
         return node.value
