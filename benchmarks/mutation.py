@@ -10,7 +10,7 @@ with the rule it breaks, the file, an exact anchor snippet and its replacement, 
 test files that should catch it.
 
 For each mutant the runner edits a *temporary copy* of the package (``parkinglot/``,
-``tests/``, ``pyproject.toml``; the working tree is never touched, so it can run while
+``tests/``, ``docs/``, ``pyproject.toml``; the working tree is never touched, so it can run while
 others work), runs the mapped tests there on SQLite only (``-k "not postgresql" -x -q
 -p no:cacheprovider``, ``PYTHONPATH`` and the working directory pointing at the copy,
 no bytecode written), puts the file back and checks it is byte-identical again.
@@ -64,7 +64,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import write_json  # noqa: E402
 
 CATALOGUE = Path(__file__).resolve().parent / "mutants.yaml"
-COPIED = ("parkinglot", "tests", "pyproject.toml")  # what a test run needs; models/ is linked, read-only
+COPIED = ("parkinglot", "tests", "docs", "pyproject.toml")  # what a test run needs; models/ is linked, read-only
 PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "-k", "not postgresql")
 # pytest plugins whose import is most of a short run's start-up (hypothesis alone ~2 s of CPU);
 # left out of a run whose test files do not use them
