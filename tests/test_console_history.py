@@ -19,7 +19,7 @@ def _events(session):
 
 def test_history_lines_are_sentences_with_names_and_local_times(session):
     site, entry, exit_ = make_site(session)  # Europe/Berlin: T0 08:00 UTC is 09:00 CET
-    att = users.create_user(session, username="att", password="attendant-pass-1", role="attendant", sites=[site],
+    att = users.create_user(session, username="ann", password="attendant-pass-1", role="attendant", sites=[site],
                             display_name="Ann Attendant")
     session.commit()
     start = len(_events(session))
@@ -27,7 +27,7 @@ def test_history_lines_are_sentences_with_names_and_local_times(session):
                                                      "ticket": "T1", "permit_id": None}, site_id=site.id)
     audit.append(session, "stay.left_unpaid", "stay", 1,
                  {"amount_minor": 650, "currency": "EUR", "cause": "manual_exit", "reason": "AB123 had no card",
-                  "lane": exit_.code, "approved_by": "att", "plate": "AB123"},
+                  "lane": exit_.code, "approved_by": "ann", "plate": "AB123"},
                  actor=audit.Actor.user(att.id), site_id=site.id)
     audit.append(session, "something.new", "stay", 1,
                  {"plate": "AB123", "lane_id": exit_.id, "extra_minor": 125, "when": T0 + timedelta(hours=1),

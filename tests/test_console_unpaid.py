@@ -111,3 +111,26 @@ def test_the_stay_page_of_an_open_stay_never_says_closed(as_role, world):
     assert "closed" not in html.lower() and "No exit yet." in html and "still inside" in html
     closed = as_role("attendant").get(f"/stays/{world.closed_stay}").text
     assert "Stay closed (exit)" in closed
+
+
+def test_a_car_refused_at_the_exit_is_offered_to_the_attendant_by_its_stay(app, as_role, world, db):
+    store = app.extensions["parkinglot"].evidence
+    with db.sessions() as s:
+        from parkinglot.records.models import Lane
+        exit_ = s.scalar(select(Lane).where(Lane.code == world.exit))
+        refused = _event(s, store, exit_, "AB123", utcnow(), 11, "out-held").reply
+        s.commit()
+    assert refused.decision == "deny" and refused.reason == "payment_required"
+    att = as_role("attendant")
+    page = att.get(f"/lanes?site={world.site}").text
+    assert f'name="{world.exit}-plate" type="text" value="AB123"' in page and f'value="{refused.read_id}"' in page
+    r = att.post(f"/lanes/{world.exit}/open", data={
+        "csrf_token": csrf(att), f"{world.exit}-reason": "card reader down", f"{world.exit}-plate": "AB123",
+        f"{world.exit}-read_id": str(refused.read_id)})
+    assert r.status_code == 303
+    assert "AB123 let out: stay #" in att.get(r.headers["Location"]).text
+    with db.sessions() as s:
+        stay = s.get(ParkingSession, world.open_stay)
+        owed = s.scalar(select(UnpaidBalance).where(UnpaidBalance.session_id == stay.id))
+        assert stay.status == "closed" and stay.exit_read_id == refused.read_id
+        assert owed.cause == "manual_exit" and owed.reason == "card reader down" and owed.amount_minor == 600

@@ -103,6 +103,9 @@ def open_by_hand(session: Session, lane: Lane, user: User, reason: str, *, plate
     stay = lookup.open_stay_for(session, lane.site_id, plate)
     if stay is None:
         raise InvalidInput(f"{plate} has no open stay at this site: check the plate, or open without naming a car")
+    read = session.get(PlateRead, read_id) if read_id else None
+    if read_id and (read is None or read.lane_id != lane.id):
+        raise InvalidInput(f"read {read_id} was not taken at {lane.code}")
     closed = balances.close_owing(session, stay, lane=lane, user=user, cause="manual_exit", reason=reason,
                                   closed_reason="manual_exit", exit_read_id=read_id)
     opened = manual_open(session, lane, user, f"let out stay {stay.id}: {reason}", session_id=stay.id, plate=plate)

@@ -11,7 +11,7 @@ from ...barrier import lanes as lane_service
 from ...records import activity, shifts, sites as site_service
 from ...barrier.events import money
 from ...records.errors import InvalidInput, ParkingError
-from ...records.models import Decision, Site, User
+from ...records.models import Decision, ParkingSession, Site, User
 from ...records.types import utcnow
 from ..api_lanes import dispatcher
 from ..auth import roles_required
@@ -30,7 +30,7 @@ def _page(site, forms=None, emergency_form=None, status=200):
     for snap in lanes:
         held = snap.held
         forms.setdefault(snap.lane.code, LaneOpenForm(prefix=snap.lane.code, formdata=None,
-                                                      plate=held.plate if held else "",
+                                                      plate=_held_plate(session, snap) if held else "",
                                                       read_id=str(held.id) if held else ""))
     recent = session.execute(
         select(Decision, User).outerjoin(User, User.id == Decision.user_id)
@@ -43,6 +43,21 @@ def _page(site, forms=None, emergency_form=None, status=200):
         emergency_form=emergency_form or EmergencyForm(formdata=None, active="off" if site.emergency_mode else "on"),
         on_shift=shifts.open_shift(session, me().id) is not None,
     ), status
+
+
+def _held_plate(session, snap: activity.LaneSnapshot) -> str:
+    """The plate to offer for a waiting car: at an exit, the stay the lane named (a refusal for
+    payment) or the first look-alike inside, since a misread plate has no stay to close."""
+    decision, read = snap.read_decision, snap.held
+    if snap.lane.direction == "exit":
+        if decision.session_id is not None:
+            stay = session.get(ParkingSession, decision.session_id)
+            if stay is not None and stay.status == "open":
+                return stay.plate
+        candidates = (decision.response or {}).get("candidates") or ()
+        if candidates:
+            return str(candidates[0])
+    return read.plate
 
 
 @bp.get("/lanes")
