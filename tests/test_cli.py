@@ -91,12 +91,17 @@ def test_site_apply_export_and_the_everyday_verbs(instance, tmp_path):
     path.write_text(SITE_FILE)
     dry = run("site", "apply", str(path), "--dry-run")
     assert dry.exit_code == 0 and "would change:" in dry.output and "pl_" not in dry.output
+    dry_json = json.loads(run("site", "apply", str(path), "--dry-run", "--json").output)
+    assert dry_json["device_keys"] == [] and "device 'Entry box': created (lane_controller, bound to lane NB-IN)" \
+        in dry_json["changes"]
     assert "no sites yet" in run("sites", "list").output
     first = run("site", "apply", str(path))
     assert first.exit_code == 0, first.output
     assert "  site NB: created" in first.output and "  lane NB-OUT: created (exit)" in first.output
     assert "Entry box (device 1, lane_controller, lane NB-IN): pl_" in first.output  # the key, shown once
     assert run("site", "apply", str(path)).output == "no changes\n"
+    assert json.loads(run("site", "apply", str(path), "--json").output) == {
+        "site": "NB", "dry_run": False, "changes": [], "notes": [], "device_keys": []}
     exported = tmp_path / "exported.yaml"
     assert run("site", "export", "NB", "-o", str(exported)).exit_code == 0
     assert "pl_" not in exported.read_text() and run("site", "apply", str(exported)).output == "no changes\n"

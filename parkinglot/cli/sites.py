@@ -1,6 +1,7 @@
 """Sites: applied from a site file (``site apply|export``) or set up one step at a time (``sites add|list``)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -18,8 +19,9 @@ def site() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Show what would change, change nothing.")
 @click.option("--prune", is_flag=True, help="Disable lanes and revoke device keys that the file does not list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for provisioning scripts).")
 @click.pass_obj
-def site_apply(obj: dict, file: Path, dry_run: bool, prune: bool) -> None:
+def site_apply(obj: dict, file: Path, dry_run: bool, prune: bool, as_json: bool) -> None:
     """Create or update the site FILE describes; prints what changed (a new device's key once)."""
     from ..db import transaction
     from ..operator import operator_actor
@@ -36,6 +38,13 @@ def site_apply(obj: dict, file: Path, dry_run: bool, prune: bool) -> None:
             applied = service.apply(session, sf, actor=operator_actor(), prune=prune)
             if dry_run:
                 session.rollback()
+    if as_json:
+        click.echo(json.dumps({
+            "site": sf.code, "dry_run": dry_run, "changes": [str(c) for c in applied.changes],
+            "notes": list(applied.notes),
+            "device_keys": [] if dry_run else [{"device_id": k.device_id, "name": k.name, "kind": k.kind,
+                                                 "lane": k.lane, "api_key": k.key} for k in applied.keys]}))
+        return
     for line in render_applied(applied, dry_run=dry_run):
         click.echo(line)
 
