@@ -11,8 +11,9 @@ test files that should catch it.
 
 For each mutant the runner edits a *temporary copy* of the package (``parkinglot/``,
 ``tests/``, ``docs/``, ``pyproject.toml``; the working tree is never touched, so it can run while
-others work), runs the mapped tests there on SQLite only (``-k "not postgresql" -x -q
--p no:cacheprovider``, ``PYTHONPATH`` and the working directory pointing at the copy,
+others work), runs the mapped tests there on SQLite (``-k "not postgresql" -x -q
+-p no:cacheprovider``; on PostgreSQL for a mutant marked ``backend: postgresql``, whose code
+runs there only), ``PYTHONPATH`` and the working directory pointing at the copy,
 no bytecode written), puts the file back and checks it is byte-identical again.
 
 A mutant is *killed* when a mapped test fails (or the run exceeds ``--timeout``), and
@@ -65,7 +66,10 @@ from benchmarks.common import write_json  # noqa: E402
 
 CATALOGUE = Path(__file__).resolve().parent / "mutants.yaml"
 COPIED = ("parkinglot", "tests", "docs", "pyproject.toml")  # what a test run needs; models/ is linked, read-only
-PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "-k", "not postgresql")
+PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider")
+# which half of the backend-parametrised tests a mutant is judged on: SQLite, unless its code
+# runs on PostgreSQL only (``backend: postgresql`` in the catalogue, e.g. the audit trail's SQL)
+BACKENDS = {"sqlite": ("-k", "not postgresql"), "postgresql": ("-k", "postgresql")}
 # pytest plugins whose import is most of a short run's start-up (hypothesis alone ~2 s of CPU);
 # left out of a run whose test files do not use them
 HEAVY_PLUGINS = {"hypothesis": "hypothesispytest", "schemathesis": "schemathesis"}
@@ -73,7 +77,7 @@ FIELDS = {"id", "rule", "source", "file", "anchor", "replace", "tests"}
 # The plate reader's tests (numba kernels, easyocr, synthetic frames) are slow and judge lpr/ only;
 # a test file is one of them when it imports the reader (browser tests are slow too).
 LPR_MARKERS = ("parkinglot.lpr", "parkinglot import lpr", "lpr_synth_frames")
-OPTIONAL = {"awaits", "equivalent"}
+OPTIONAL = {"awaits", "equivalent", "backend"}
 
 
 class CatalogueError(ValueError):
@@ -91,6 +95,7 @@ class Mutant:
     tests: tuple[str, ...]  # test files (or node ids) that should catch it
     awaits: Optional[str] = None  # an open issue that changes this rule (survivors listed apart)
     equivalent: Optional[str] = None  # why no input tells this mutant from the original (not run)
+    backend: str = "sqlite"  # the backend its tests run on (postgresql for code that runs there only)
 
     def mutate(self, text: str) -> str:
         """``text`` with the anchor replaced; ``CatalogueError`` unless the anchor occurs exactly once."""
@@ -126,10 +131,13 @@ def load_catalogue(path: Path = CATALOGUE) -> list[Mutant]:
             raise CatalogueError(f"{where}: rule, source, file and anchor must be non-empty strings")
         if not isinstance(e["replace"], str) or e["replace"] == e["anchor"]:
             raise CatalogueError(f"{where}: 'replace' must be a string that differs from the anchor")
+        if e.get("backend", "sqlite") not in BACKENDS:
+            raise CatalogueError(f"{where}: 'backend' must be one of {', '.join(BACKENDS)}")
         if "equivalent" in e and not (isinstance(e["equivalent"], str) and e["equivalent"].strip()):
             raise CatalogueError(f"{where}: 'equivalent' must say why no input tells the mutant apart")
         out.append(Mutant(e["id"], e["rule"].strip(), e["source"].strip(), e["file"], e["anchor"], e["replace"],
-                          tuple(tests), e.get("awaits"), (e.get("equivalent") or "").strip() or None))
+                          tuple(tests), e.get("awaits"), (e.get("equivalent") or "").strip() or None,
+                          e.get("backend", "sqlite")))
     return out
 
 
@@ -225,9 +233,9 @@ def _unused_plugins(copy: Path, tests: Sequence[str]) -> list[str]:
 _SUMMARY_LINE = re.compile(r"(FAILED|ERROR) tests/\S+")  # pytest's short summary, not a captured log line
 
 
-def run_tests(copy: Path, tests: Sequence[str], timeout: float) -> TestRun:
-    """pytest on the copy, SQLite only, stop at the first failure."""
-    cmd = [sys.executable, "-m", "pytest", *PYTEST_ARGS, *_unused_plugins(copy, tests), *tests]
+def run_tests(copy: Path, tests: Sequence[str], timeout: float, backend: str = "sqlite") -> TestRun:
+    """pytest on the copy, one backend (SQLite unless told), stop at the first failure."""
+    cmd = [sys.executable, "-m", "pytest", *PYTEST_ARGS, *BACKENDS[backend], *_unused_plugins(copy, tests), *tests]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=copy, env=_env(copy), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
@@ -268,20 +276,26 @@ def run(mutants: Sequence[Mutant], timeout: float) -> tuple[dict, int]:
     t_start = time.perf_counter()
     for m in mutants:
         check(m)
-    union = sorted({t for m in mutants if not m.equivalent for t in m.tests})
+    unions = {b: sorted({t for m in mutants if not m.equivalent and m.backend == b for t in m.tests})
+              for b in BACKENDS}
     with tempfile.TemporaryDirectory(prefix="parkinglot-mutants-") as tmp:
         copy = make_copy(Path(tmp))
         where = package_location(copy)
         if copy.resolve() not in where.parents:
             raise SystemExit(f"import parkinglot resolves to {where}, not to the copy in {copy}")
-        _say(f"[mutation] baseline: {len(union)} test files on the unmutated copy ...")
-        base = run_tests(copy, union, timeout * 3)
-        if base.status != "passed":
-            _say(base.tail)
-            report = {"benchmark": "mutation", "error": "baseline failed", "baseline": base.status,
-                      "failures": base.failures}
-            return report, 2
-        _say(f"[mutation] baseline passed in {base.seconds:.0f} s")
+        base_seconds = 0.0
+        for backend, union in unions.items():
+            if not union:
+                continue
+            _say(f"[mutation] baseline: {len(union)} test files on the unmutated copy ({backend}) ...")
+            base = run_tests(copy, union, timeout * 3, backend)
+            if base.status != "passed":
+                _say(base.tail)
+                report = {"benchmark": "mutation", "error": "baseline failed", "baseline": base.status,
+                          "backend": backend, "failures": base.failures}
+                return report, 2
+            base_seconds += base.seconds
+            _say(f"[mutation] baseline passed in {base.seconds:.0f} s")
         results = []
         for i, m in enumerate(mutants, 1):
             if m.equivalent:
@@ -290,10 +304,11 @@ def run(mutants: Sequence[Mutant], timeout: float) -> tuple[dict, int]:
                 _say(f"[mutation] {i:>3}/{len(mutants)} EQUIVALENT          {m.id}: {m.equivalent}")
                 continue
             with applied(copy, m):
-                r = run_tests(copy, m.tests, timeout)
+                r = run_tests(copy, m.tests, timeout, m.backend)
             status = {"passed": "survived", "failed": "killed", "timeout": "killed", "error": "error"}[r.status]
             row = {"id": m.id, "status": status, "seconds": round(r.seconds, 1), "file": m.file, "rule": m.rule,
-                   "tests": list(m.tests), "caught_by": r.failures[:3], "timed_out": r.status == "timeout"}
+                   "tests": list(m.tests), "backend": m.backend, "caught_by": r.failures[:3],
+                   "timed_out": r.status == "timeout"}
             if m.awaits:
                 row["awaits"] = m.awaits
             if status == "error":
@@ -310,12 +325,12 @@ def run(mutants: Sequence[Mutant], timeout: float) -> tuple[dict, int]:
     equivalent = [r for r in results if r["status"] == "equivalent"]
     report = {
         "benchmark": "mutation", "commit": _git_head(), "python": platform.python_version(),
-        "catalogue": str(CATALOGUE.relative_to(ROOT)), "pytest_args": list(PYTEST_ARGS),
+        "catalogue": str(CATALOGUE.relative_to(ROOT)), "pytest_args": list(PYTEST_ARGS), "backends": {b: list(k) for b, k in BACKENDS.items()},
         "mutants": len(results), "killed": killed, "survived": len(survived), "errors": len(errors),
         "equivalent": len(equivalent),
         "kill_rate": round(killed / judged, 4) if judged else None,
         "score": round(killed / (len(results) - len(equivalent)), 4) if len(results) > len(equivalent) else None,
-        "seconds": round(time.perf_counter() - t_start, 1), "baseline_seconds": round(base.seconds, 1),
+        "seconds": round(time.perf_counter() - t_start, 1), "baseline_seconds": round(base_seconds, 1),
         "survivors": [{"id": r["id"], "file": r["file"], "rule": r["rule"], **({"awaits": r["awaits"]}
                        if "awaits" in r else {})} for r in survived],
         "equivalents": [{"id": r["id"], "file": r["file"], "why": r["equivalent"]} for r in equivalent],

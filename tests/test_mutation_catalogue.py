@@ -71,6 +71,11 @@ def test_an_equivalent_mutant_says_why_and_is_left_out_of_the_score(tmp_path):
     path.write_text("mutants:\n" + entry % ", equivalent: ''")
     with pytest.raises(mutation.CatalogueError, match="say why"):
         mutation.load_catalogue(path)
+    path.write_text("mutants:\n" + entry % ", backend: postgresql")
+    assert mutation.load_catalogue(path)[0].backend == "postgresql"
+    path.write_text("mutants:\n" + entry % ", backend: oracle")
+    with pytest.raises(mutation.CatalogueError, match="'backend' must be one of"):
+        mutation.load_catalogue(path)
     results = [{"file": "a.py", "status": s, "seconds": 1.0} for s in ("killed", "killed", "survived", "equivalent")]
     results.append({"file": "b.py", "status": "equivalent", "seconds": 0.0})
     rows = mutation.by_file(results)
