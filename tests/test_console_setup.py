@@ -185,3 +185,22 @@ def test_site_settings_and_zones_are_edited_with_checks(as_role, world, db):
     assert dup.status_code == 422 and "already has a zone" in dup.text
     with db.sessions() as s:
         assert sites.get_zone(s, sites.get_site(s, "HQ"), "Z2").capacity == 40
+
+
+def test_a_lane_is_edited_and_its_relay_checked(as_role, world, db):
+    admin = as_role("admin")
+    page = admin.get(f"/setup/lanes/{world.entry}")
+    assert page.status_code == 200 and 'value="Entry"' in page.text
+    form = {"name": "North gate", "direction": "entry", "zone": "", "relay_url": "http://10.0.0.7/relay?on"}
+    bad = admin.post(f"/setup/lanes/{world.entry}", data={**form, "relay_url": "gopher://x", "csrf_token": csrf(admin)})
+    assert bad.status_code == 422 and "http(s) url" in bad.text
+    r = admin.post(f"/setup/lanes/{world.entry}", data={**form, "csrf_token": csrf(admin)})
+    assert r.status_code == 303
+    with db.sessions() as s:
+        lane = sites.get_lane(s, world.entry)
+        assert (lane.name, lane.zone_id, lane.driver, lane.driver_config) == \
+            ("North gate", None, "http_relay", {"url": "http://10.0.0.7/relay?on"})
+        last = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+        assert last.action == "lane.updated" and '"zone":["Z1",null]' in last.data
+    assert admin.get("/setup/lanes/NOPE").status_code == 404
+    assert as_role("supervisor").get(f"/setup/lanes/{world.entry}").status_code == 403

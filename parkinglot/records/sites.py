@@ -254,6 +254,39 @@ def create_lane(
     return lane
 
 
+def update_lane(session: Session, lane: Lane, *, name: str, direction: str, zone: Optional[Zone], driver: str,
+                driver_config: dict, actor: audit.Actor = audit.SYSTEM) -> dict[str, list[Any]]:
+    """Change a lane's name, direction, zone or barrier driver; returns ``{field: [old, new]}``
+    (the zone by its code), audited as one ``lane.updated`` event. Its code is its identity."""
+    from ..barrier.drivers import make_driver
+
+    if direction not in ("entry", "exit"):
+        raise InvalidInput("lane direction must be 'entry' or 'exit'")
+    if not name or not name.strip():
+        raise InvalidInput("a lane needs a name")
+    if zone is not None and zone.site_id != lane.site_id:
+        raise InvalidInput(f"zone {zone.code!r} belongs to another site")
+    try:
+        make_driver(driver, driver_config)
+    except ValueError as exc:
+        raise InvalidInput(f"barrier driver: {exc}") from None
+    old_zone = lane.zone.code if lane.zone_id is not None and lane.zone is not None else None
+    wanted = {"name": name, "direction": direction, "driver": driver, "driver_config": dict(driver_config)}
+    diffs: dict[str, list[Any]] = {k: [getattr(lane, k), v] for k, v in wanted.items() if getattr(lane, k) != v}
+    new_zone_id = zone.id if zone is not None else None
+    if lane.zone_id != new_zone_id:
+        diffs["zone"] = [old_zone, zone.code if zone is not None else None]
+        lane.zone_id = new_zone_id
+        lane.zone = zone
+    for k, v in wanted.items():
+        setattr(lane, k, v)
+    if diffs:
+        session.flush()
+        audit.append(session, "lane.updated", "lane", lane.id, {"code": lane.code, "changes": diffs}, actor=actor,
+                     site_id=lane.site_id)
+    return diffs
+
+
 def set_lane_enabled(session: Session, lane: Lane, enabled: bool, *, reason: str = "",
                      actor: audit.Actor = audit.SYSTEM) -> bool:
     """Take a lane out of service (its events are refused, fail closed) or back; False if already so."""

@@ -189,15 +189,13 @@ class _Run:
         self.keys: list[IssuedDeviceKey] = []
         self.notes: list[str] = []
 
-    def _update(self, obj: Any, wanted: dict[str, Any], what: str, event: str, entity: str, site_id: int,
-                shown: Optional[dict[str, tuple[str, dict[Any, Any]]]] = None) -> None:
-        """Set the fields that differ; ``shown`` names a field as people know it (``zone_id`` as the zone code)."""
+    def _update(self, obj: Any, wanted: dict[str, Any], what: str, event: str, entity: str, site_id: int) -> None:
+        """Set the fields that differ, audited as one event."""
         diffs = {}
         for name, value in wanted.items():
             old = getattr(obj, name)
             if old != value:
-                label, names = (shown or {}).get(name, (name, {}))
-                diffs[label] = [names.get(old, old), names.get(value, value)]
+                diffs[name] = [old, value]
                 setattr(obj, name, value)
         if diffs:
             self.s.flush()
@@ -244,11 +242,10 @@ class _Run:
                 self.changes.append(Change(f"lane {spec.code}", "created",
                                            spec.direction + ("" if spec.enabled else ", disabled")))
             else:
-                self._update(lane, {"name": spec.name, "direction": spec.direction,
-                                    "zone_id": zone.id if zone else None, "driver": spec.driver,
-                                    "driver_config": dict(spec.driver_config)},
-                             f"lane {spec.code}", "lane.updated", "lane", site.id,
-                             shown={"zone_id": ("zone", {z.id: z.code for z in zones.values()})})
+                diffs = sites.update_lane(self.s, lane, name=spec.name, direction=spec.direction, zone=zone,
+                                          driver=spec.driver, driver_config=dict(spec.driver_config), actor=self.actor)
+                if diffs:
+                    self.changes.append(Change(f"lane {spec.code}", "updated", _shown_diffs(diffs)))
                 if sites.set_lane_enabled(self.s, lane, spec.enabled, reason="site file", actor=self.actor):
                     self.changes.append(Change(f"lane {spec.code}", "enabled" if spec.enabled else "disabled"))
             out[spec.code] = lane

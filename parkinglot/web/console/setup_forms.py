@@ -70,6 +70,13 @@ class LaneForm(ConsoleForm):
     relay_url = StringField("Relay URL (blank: simulated barrier)", validators=[Opt(), Length(max=300)])
 
 
+class LaneEditForm(ConsoleForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    direction = LaneForm.direction
+    zone = SelectField("Zone", choices=[])
+    relay_url = LaneForm.relay_url
+
+
 class LaneSwitchForm(ConsoleForm):
     reason = reason_field("Reason")
 

@@ -29,7 +29,7 @@ from ..transaction import db, read_db, rollback_only
 from . import bp
 from .forms import options
 from .scope import chosen_site, me
-from .setup_forms import (DeviceForm, LaneForm, LaneSwitchForm, QuoteForm, SiteFileForm, SiteForm, SiteSettingsForm,
+from .setup_forms import (DeviceForm, LaneEditForm, LaneForm, LaneSwitchForm, QuoteForm, SiteFileForm, SiteForm, SiteSettingsForm,
                           TariffVersionForm, ZoneForm)
 
 SETTINGS = ("name", "timezone", "capacity", "kind", "visitors", "visitor_pass_pricing", "lapsed_credential_days",
@@ -215,6 +215,48 @@ def setup_lane_new(code: str):
         return _site_page(session, site, lane_form=form, status=exc.status, error=exc.message)
     flash(f"Lane {lane.code} added.", "success")
     return redirect(url_for("console.setup_site", code=site.code), 303)
+
+
+def _lane_page(session: Session, lane: Lane, form: Optional[LaneEditForm] = None, status: int = 200,
+               error: Optional[str] = None):
+    if error:
+        rollback_only()
+    zones = list(session.scalars(select(Zone).where(Zone.site_id == lane.site_id).order_by(Zone.code)))
+    if form is None:
+        form = LaneEditForm(formdata=None)
+        form.name.data, form.direction.data = lane.name, lane.direction
+        form.zone.data = lane.zone.code if lane.zone is not None else ""
+        form.relay_url.data = (lane.driver_config or {}).get("url", "") if lane.driver == "http_relay" else ""
+    form.zone.choices = options([("", "No zone")] + [(z.code, f"{z.code} · {z.name}") for z in zones])
+    return render_template("console/setup_lane.html", lane=lane, site=lane.site, form=form, error=error), status
+
+
+@bp.route("/setup/lanes/<lane_code>", methods=["GET", "POST"])
+@roles_required("manage_sites")
+def setup_lane(lane_code: str):
+    session = db() if request.method == "POST" else read_db()
+    lane = site_service.get_lane(session, lane_code)
+    chosen_site(lane.site.code)  # scope check
+    if request.method == "GET":
+        return _lane_page(session, lane)
+    form = LaneEditForm()
+    zones = {z.code: z for z in session.scalars(select(Zone).where(Zone.site_id == lane.site_id))}
+    form.zone.choices = options([("", "No zone")] + [(c, c) for c in zones])
+    if not form.validate():
+        return _lane_page(session, lane, form, 422, "Check the lane's fields.")
+    url = (form.relay_url.data or "").strip()
+    if url:
+        driver, config = "http_relay", {**(lane.driver_config if lane.driver == "http_relay" else {}), "url": url}
+    else:
+        driver, config = "simulated", (lane.driver_config if lane.driver == "simulated" else {})
+    try:
+        diffs = site_service.update_lane(session, lane, name=form.name.data.strip(), direction=form.direction.data,
+                                         zone=zones.get(form.zone.data), driver=driver, driver_config=dict(config),
+                                         actor=_actor())
+    except ParkingError as exc:
+        return _lane_page(session, lane, form, exc.status, exc.message)
+    flash(f"Lane {lane.code} saved ({', '.join(diffs) or 'nothing changed'}).", "success")
+    return redirect(url_for("console.setup_site", code=lane.site.code), 303)
 
 
 @bp.post("/setup/lanes/<lane_code>/<any(enable, disable):action>")
