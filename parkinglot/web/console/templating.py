@@ -1,7 +1,6 @@
 """Template filters and the values every console page shows (navigation, banners, counts)."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Optional
 
@@ -29,15 +28,6 @@ UNPAID_CAUSES = {
     "manual_exit": "Manual exit",
     "emergency_exit": "Emergency exit",
 }
-
-
-def audit_data(text: str) -> dict[str, Any]:
-    """An audit event's canonical JSON as a mapping (shown as text, always escaped)."""
-    try:
-        data = json.loads(text or "{}")
-    except ValueError:
-        return {"data": text}
-    return data if isinstance(data, dict) else {"data": data}
 
 
 def from_iso(text: Optional[str]) -> Optional[datetime]:
@@ -109,7 +99,6 @@ def init_app(app: Flask) -> None:
     env.globals["unpaid_causes"] = UNPAID_CAUSES
     env.globals["pass_terms"] = permits.pass_terms
     env.globals["history_lines"] = lambda events, site: history.lines(read_db(), events, site)
-    env.filters["audit_data"] = audit_data
     env.filters["fromiso"] = from_iso
     env.globals["timedelta"] = timedelta
     env.globals["box_points"] = formatting.box_points
