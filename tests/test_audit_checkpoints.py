@@ -314,6 +314,21 @@ def test_an_altered_checkpoint_row_fails_its_signature(db, trail, keys, guards):
     assert not report.ok and any("INVALID signature" in p and "database" in p for p in report.problems)
 
 
+def test_a_checkpoint_re_signed_in_the_database_disagrees_with_the_log(db, trail, keys, guards):
+    """Someone holding the server's key re-signs a checkpoint row (another time): both signatures
+    hold and the trail matches both, but the database no longer says what the log outside says."""
+    from parkinglot.evidence.chain import checkpoint_message
+
+    _append(db, 3)
+    cp, _ = trail.checkpoint()
+    at = "2020-01-01T00:00:00.000000+00:00"
+    signature = keys.sign(checkpoint_message(cp.seq, cp.last_id, cp.head_hash, cp.count, at, keys.key_id))
+    _as_attacker(db, guards, "UPDATE audit_checkpoint SET at = :at, signature = :sig", at=at, sig=signature)
+    report = _report(db, trail, keys)
+    assert not report.ok
+    assert any("differs between the database and the checkpoint log" in p for p in report.problems), report.problems
+
+
 def test_the_head_only_moves_forward_and_the_trail_refuses_truncate(db, trail):
     _append(db, 3)
     trail.checkpoint()
