@@ -210,6 +210,8 @@ def test_round_trip_onto_a_fresh_instance(new_database, tmp_path):
         ev = s.scalars(select(Evidence)).first()
     assert last.action == "backup.restored" and last.id == m["audit_head"]["last_id"] + 1
     assert dst.evidence.read(ev.sha256, ev.content_type)
+    if new_database.backend == "sqlite":  # the restored database is its owner's only, as a new one is
+        assert stat.S_IMODE(os.stat(make_url(dst.settings["DATABASE_URL"]).database).st_mode) == 0o600
     src.close()
     dst.close()
 

@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..config import create_private_file, make_private_dir
 from . import census, pgtools
 from .errors import BackupError
 
@@ -74,8 +75,9 @@ class SqliteStage:
             engine.dispose()
 
     def load(self, dump: Path) -> None:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(dump, self.file)
+        make_private_dir(self.target.parent)
+        create_private_file(self.file, b"")  # as the database the app creates: its owner's only, from the start
+        shutil.copyfile(dump, self.file)  # (copyfile keeps the mode of a file that exists)
 
     def integrity(self) -> None:
         con = sqlite3.connect(self.file)
