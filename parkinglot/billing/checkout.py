@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Optional
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ..records import lookup
 from ..records.errors import Conflict, InvalidInput, NotFound
@@ -76,14 +76,20 @@ def to_major(amount_minor: Optional[int], currency: str) -> Optional[str]:
 
 # --- finding and quoting a stay ---------------------------------------------------------------
 
-_BY_TICKET = select(ParkingSession).where(ParkingSession.site_id == bindparam("site_id"),
-                                          ParkingSession.ticket == bindparam("ticket"))
+# Built once; the stay's tariff version comes in the same query (the quote needs it).
+_WITH_TARIFF = joinedload(ParkingSession.tariff_version)
+_BY_TICKET = (select(ParkingSession).options(_WITH_TARIFF)
+              .where(ParkingSession.site_id == bindparam("site_id"), ParkingSession.ticket == bindparam("ticket")))
+_OPEN_BY_PLATE = select(ParkingSession).options(_WITH_TARIFF).where(*lookup.OPEN_STAY_OF_PLATE)
 
 
 def find_stay(session: Session, site: Site, *, ticket: Optional[str] = None, plate: Optional[str] = None,
-              stay_id: Optional[int] = None) -> ParkingSession:
+              stay_id: Optional[int] = None, lock: bool = False) -> ParkingSession:
     """The stay a driver is paying for, by ticket, plate (its open stay) or id. Closed stays are
-    found too (a ticket or id of a stay that left), so the caller can say so clearly."""
+    found too (a ticket or id of a stay that left), so the caller can say so clearly.
+
+    ``lock`` (by id): the stay's row is locked for the transaction (PostgreSQL; SQLite's write
+    transactions are serial), so two terminals paying the same stay at once take turns."""
     if sum(x is not None for x in (ticket, plate, stay_id)) != 1:
         raise InvalidInput("give exactly one of ticket, plate or stay id")
     if ticket is not None:
@@ -91,11 +97,14 @@ def find_stay(session: Session, site: Site, *, ticket: Optional[str] = None, pla
         if stay is None:
             raise NotFound("no stay with that ticket at this site")
     elif plate is not None:
-        stay = lookup.open_stay_for(session, site.id, plate)
+        stay = session.scalar(_OPEN_BY_PLATE, {"site_id": site.id, "plate": plate})
         if stay is None:
             raise NotFound("no vehicle with that plate is inside this site")
     else:
-        stay = session.get(ParkingSession, stay_id)
+        if lock and session.get_bind().dialect.name == "postgresql":
+            stay = session.get(ParkingSession, stay_id, with_for_update=True, populate_existing=True)
+        else:
+            stay = session.get(ParkingSession, stay_id, options=[_WITH_TARIFF])
         if stay is None or stay.site_id != site.id:
             raise NotFound(f"no stay {stay_id} at this site")
     return stay
@@ -185,6 +194,10 @@ class Taken:
     quote: Optional[StayQuote]  # the quote the payment settled (None on a retry)
 
 
+_BY_REFERENCE = select(Payment).where(Payment.site_id == bindparam("site_id"),
+                                      Payment.reference == bindparam("reference"))
+
+
 def device_reference(device: Device, key: str) -> str:
     """A terminal's idempotency key, scoped to the terminal (two terminals may count alike)."""
     return f"d{device.id}:{key}"
@@ -192,17 +205,21 @@ def device_reference(device: Device, key: str) -> str:
 
 def take_payment(session: Session, site: Site, stay: ParkingSession, *, amount_minor: int, method: str,
                  reference: str, terminal_ref: Optional[str] = None, device: Optional[Device] = None,
-                 user: Optional[User] = None, lane: Optional[Lane] = None, at: Optional[datetime] = None) -> Taken:
+                 user: Optional[User] = None, lane: Optional[Lane] = None, at: Optional[datetime] = None,
+                 stay_locked: bool = False) -> Taken:
     """Record a payment that settles what ``stay`` owes now, exactly.
 
     Refused: a stay that is not open (``StayClosed``), nothing to pay (``NothingDue``), an
     amount other than the amount due (``AmountMismatch``, with the amount due), a
-    ``reference`` already used for another payment (``KeyReused``). Flushes only."""
+    ``reference`` already used for another payment (``KeyReused``). ``stay_locked``: the caller
+    found it with ``find_stay(lock=True)``. Flushes only."""
     if method not in TERMINAL_METHODS:
         raise InvalidInput(f"method must be one of {', '.join(TERMINAL_METHODS)}; got {str(method)[:16]!r}")
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
         raise InvalidInput("amount must be positive")
-    prior = session.scalar(select(Payment).where(Payment.site_id == site.id, Payment.reference == reference))
+    if not stay_locked and session.get_bind().dialect.name == "postgresql":  # two terminals at once take turns
+        stay = session.get(ParkingSession, stay.id, with_for_update=True, populate_existing=True)
+    prior = session.scalar(_BY_REFERENCE, {"site_id": site.id, "reference": reference})
     if prior is not None:
         same = (prior.kind == "payment" and prior.session_id == stay.id and prior.amount_minor == amount_minor
                 and prior.method == method and (prior.terminal_ref or None) == (terminal_ref or None))
@@ -210,9 +227,6 @@ def take_payment(session: Session, site: Site, stay: ParkingSession, *, amount_m
             raise KeyReused("this idempotency key was already used for a different payment",
                             payment_id=prior.id, amount=to_major(prior.amount_minor, prior.currency))
         return Taken(prior, False, None)
-    if session.get_bind().dialect.name == "postgresql":  # two terminals paying the same stay at once
-        session.execute(select(ParkingSession.id).where(ParkingSession.id == stay.id).with_for_update())
-        session.refresh(stay)
     q = quote_stay(session, site, stay, at)
     due = q.status.due_minor
     if due <= 0:
@@ -224,7 +238,7 @@ def take_payment(session: Session, site: Site, stay: ParkingSession, *, amount_m
                              f"pay exactly the amount due", amount_due=to_major(due, site.currency),
                              amount_due_minor=due, currency=site.currency)
     recorded = payments.record_payment(
-        session, site, amount_minor=amount_minor, method=method, reference=reference, stay=stay,
+        session, site, amount_minor=amount_minor, method=method, reference=reference, stay=stay, new_reference=True,
         paid_until=q.status.paid_until, lane_id=lane.id if lane else None, user_id=user.id if user else None,
         device_id=device.id if device else None, terminal_ref=terminal_ref, at=q.at)
     return Taken(recorded.payment, recorded.created, q)
@@ -261,19 +275,26 @@ class Receipt:
         }
 
 
-def receipt(session: Session, site: Site, payment: Payment) -> Receipt:
-    """The receipt of a payment (never of a refund or correction), saying if it was voided."""
+def receipt(session: Session, site: Site, payment: Payment, *, known_unvoided: bool = False,
+            quote: Optional[StayQuote] = None, device: Optional[Device] = None) -> Receipt:
+    """The receipt of a payment (never of a refund or correction), saying if it was voided.
+
+    Just recorded, the caller knows more: ``known_unvoided`` (it cannot be voided yet), the
+    ``quote`` it settled (its exit grace) and the ``device`` that took it."""
     if payment.kind != "payment" or payment.site_id != site.id:
         raise NotFound(f"no payment {payment.id} at this site")
     stay = session.get(ParkingSession, payment.session_id) if payment.session_id else None
-    voided_by = session.scalar(select(Payment).where(Payment.voids_id == payment.id))
+    voided_by = None if known_unvoided else session.scalar(select(Payment).where(Payment.voids_id == payment.id))
     grace = timedelta(0)
-    if stay is not None and stay.tariff_version_id:
+    if quote is not None:
+        grace = quote.exit_grace
+    elif stay is not None and stay.tariff_version_id:
         version = stay.tariff_version
         if version is not None:
             grace = timedelta(minutes=fees.tariff_of(version).exit_grace_min)
     if payment.device_id:
-        device = session.get(Device, payment.device_id)
+        if device is None or device.id != payment.device_id:
+            device = session.get(Device, payment.device_id)
         taken_by = f"pay station {device.name}" if device else "pay station"
     elif payment.user_id:
         user = session.get(User, payment.user_id)

@@ -93,17 +93,19 @@ def record_payment(
     device_id: Optional[int] = None,
     terminal_ref: Optional[str] = None,
     at: Optional[datetime] = None,
+    new_reference: bool = False,
 ) -> Recorded:
     """Record money received. The same ``reference`` twice returns the first row (if it matches).
 
     ``at`` is when the money was taken, if not now (a pay station that was offline);
-    ``terminal_ref`` is the pay station's own transaction reference."""
+    ``terminal_ref`` is the pay station's own transaction reference; ``new_reference``: the
+    caller has just looked the reference up in this transaction (a race is still caught)."""
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
         raise InvalidInput("a payment must be a positive amount")
     if method not in MONEY_METHODS:
         raise InvalidInput(f"payment method must be one of {', '.join(MONEY_METHODS)}; got {method!r}")
     reference = _reference(reference)
-    prior = _existing(session, site.id, reference)
+    prior = None if new_reference else _existing(session, site.id, reference)
     if prior is not None:
         return _same_or_conflict(prior, "payment", amount_minor, stay.id if stay else None)
     payment = Payment(

@@ -54,7 +54,8 @@ def get_site(session: Session, code: str) -> Site:
 
 # Statements every lane event runs, built once (construction and cache keys cost more than the query).
 _LANE_BY_CODE = select(Lane).options(joinedload(Lane.site)).where(Lane.code == bindparam("code"))
-_DEVICE_BY_PREFIX = select(Device).where(Device.key_prefix == bindparam("prefix"))
+# the device's site comes in the same query (a pay station needs it for every request)
+_DEVICE_BY_PREFIX = select(Device).options(joinedload(Device.site)).where(Device.key_prefix == bindparam("prefix"))
 
 
 def get_lane(session: Session, code: str) -> Lane:

@@ -55,7 +55,7 @@ def _token(value: Any, name: str, pattern: re.Pattern[str] = TOKEN) -> Optional[
 def _stay_id(value: Any) -> Optional[int]:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
         raise InvalidInput("stay_id must be a positive integer")
     return value
 
@@ -72,8 +72,9 @@ def _plate(value: Any) -> Optional[str]:
 
 
 def _site() -> tuple[Any, Site]:
+    """The calling pay station and its site (loaded with the key: one query)."""
     device = require_pay_station()
-    return device, read_db().get(Site, device.site_id)
+    return device, device.site
 
 
 @bp.post("/pay/quotes")
@@ -102,8 +103,7 @@ def pay_waiting():
 @bp.post("/pay/payments")
 def pay_record():
     """Record the payment of the amount due, once per idempotency key."""
-    device = require_pay_station()
-    site = db().get(Site, device.site_id)
+    device, site = _site()
     body = _body(FIELDS_PAY)
     stay_id = _stay_id(body.get("stay_id"))
     key = _token(body.get("idempotency_key"), "idempotency_key", KEY)
@@ -113,12 +113,13 @@ def pay_record():
     if not isinstance(method, str) or method not in checkout.TERMINAL_METHODS:
         raise InvalidInput(f"method must be one of {', '.join(checkout.TERMINAL_METHODS)}")
     amount_minor = checkout.to_minor(body.get("amount"), site.currency)
-    stay = checkout.find_stay(db(), site, stay_id=stay_id)
-    taken = checkout.take_payment(db(), site, stay, amount_minor=amount_minor, method=method,
+    stay = checkout.find_stay(db(), site, stay_id=stay_id, lock=True)
+    taken = checkout.take_payment(db(), site, stay, amount_minor=amount_minor, method=method, stay_locked=True,
                                   reference=checkout.device_reference(device, key),
                                   terminal_ref=_token(body.get("terminal_ref"), "terminal_ref"), device=device,
                                   lane=db().get(Lane, device.lane_id) if device.lane_id else None)
-    receipt = checkout.receipt(db(), site, taken.payment).to_dict()
+    receipt = checkout.receipt(db(), site, taken.payment, known_unvoided=taken.created, quote=taken.quote,
+                               device=device).to_dict()
     receipt["idempotency_key"] = key
     resp = jsonify(receipt)
     resp.status_code = 201  # a retry gets the same reply; only this header tells it apart
@@ -126,8 +127,11 @@ def pay_record():
     return resp
 
 
+MAX_ID = 2**63 - 1  # ids are 64-bit: a larger number is no payment (and no database error)
+
+
 def _payment_of(site: Site, payment_id: int) -> Payment:
-    payment = read_db().get(Payment, payment_id)
+    payment = read_db().get(Payment, payment_id) if payment_id <= MAX_ID else None
     if payment is None or payment.site_id != site.id or payment.kind != "payment":
         raise NotFound(f"no payment {payment_id} at this site")
     return payment

@@ -228,7 +228,7 @@ def _receipt_op(summary: str, ok: dict[str, Any]) -> dict[str, Any]:
     return {"get": {"summary": f"Pay station: {summary}", "security": PAY_STATION,
                     "parameters": [{"name": "payment", "in": "path", "required": True,
                                     "schema": {"type": "integer", "minimum": 1}}],
-                    "responses": {"200": ok, "404": _err("No such payment at this site")}}}
+                    "responses": {"200": ok, "404": _err("No such payment at this site (or no 64-bit id)")}}}
 USER = [{"consoleSession": []}, {"basicAuth": []}]
 
 SPEC: dict[str, Any] = {

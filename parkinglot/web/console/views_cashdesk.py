@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from typing import Any, Optional
 
-from flask import flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
 
 from ...billing import checkout, payments
 from ...records import stay_detail
@@ -49,6 +49,12 @@ def _helpers() -> dict[str, Any]:
     return {"cash_desk": cash_desk, "void_form": lambda: VoidPaymentForm(formdata=None)}
 
 
+def _payment(session, payment_id: int) -> Payment:
+    if payment_id >= 2**63:  # ids are 64-bit
+        abort(404, f"There is no payment {payment_id}.")
+    return get_scoped(session, Payment, payment_id, "payment")
+
+
 def _back_to_stay(stay: ParkingSession, message: str, status: int):
     """The stay page again, with the reason the action was refused."""
     rollback_only()
@@ -63,6 +69,8 @@ def _back_to_stay(stay: ParkingSession, message: str, status: int):
 def stay_pay(stay_id: int):
     """Take the amount due at the desk; the receipt page follows, ready to print."""
     session = db()
+    if stay_id >= 2**63:
+        abort(404, f"There is no stay {stay_id}.")
     stay = get_scoped(session, ParkingSession, stay_id, "stay")
     site = session.get(Site, stay.site_id)
     form = CashDeskForm()
@@ -89,7 +97,7 @@ def stay_pay(stay_id: int):
 def payment_receipt(payment_id: int):
     """A payment's receipt, printable (the browser's print command prints only the slip)."""
     session = read_db()
-    payment = get_scoped(session, Payment, payment_id, "payment")
+    payment = _payment(session, payment_id)
     site = session.get(Site, payment.site_id)
     r = checkout.receipt(session, site, payment)
     back = url_for("console.stay", stay_id=payment.session_id) if payment.session_id else url_for("console.stays")
@@ -101,7 +109,7 @@ def payment_receipt(payment_id: int):
 def payment_void(payment_id: int):
     """A supervisor cancels a payment recorded by mistake (a reason is required; audited)."""
     session = db()
-    payment = get_scoped(session, Payment, payment_id, "payment")
+    payment = _payment(session, payment_id)
     stay = session.get(ParkingSession, payment.session_id) if payment.session_id else None
     form = VoidPaymentForm()
     if stay is None:  # pragma: no cover - the console only shows stays' payments
