@@ -274,6 +274,7 @@ def _git_head() -> Optional[str]:
 def run(mutants: Sequence[Mutant], timeout: float) -> tuple[dict, int]:
     """Judge every mutant; returns the JSON report and the exit code."""
     t_start = time.perf_counter()
+    commit = _git_head()  # what the copy is taken from (HEAD may move while the run goes on)
     for m in mutants:
         check(m)
     unions = {b: sorted({t for m in mutants if not m.equivalent and m.backend == b for t in m.tests})
@@ -324,7 +325,7 @@ def run(mutants: Sequence[Mutant], timeout: float) -> tuple[dict, int]:
     judged = killed + len(survived)
     equivalent = [r for r in results if r["status"] == "equivalent"]
     report = {
-        "benchmark": "mutation", "commit": _git_head(), "python": platform.python_version(),
+        "benchmark": "mutation", "commit": commit, "python": platform.python_version(),
         "catalogue": str(CATALOGUE.relative_to(ROOT)), "pytest_args": list(PYTEST_ARGS), "backends": {b: list(k) for b, k in BACKENDS.items()},
         "mutants": len(results), "killed": killed, "survived": len(survived), "errors": len(errors),
         "equivalent": len(equivalent),
