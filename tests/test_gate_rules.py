@@ -662,8 +662,15 @@ def test_plates_are_ascii_only(client, api, plate):
 
 
 @pytest.mark.parametrize("confidence", [True, False, None, "high", [0.9], {"v": 0.9}, 1.5, -0.1])
-def test_confidence_must_be_a_number(client, api, confidence):
-    _lane_error(plate_event(client, api["entry"], api["key"], plate="AB123", confidence=confidence), 422)
+@pytest.mark.parametrize("plate", ["AB123", ""])
+def test_confidence_must_be_a_number(client, api, confidence, plate):
+    # an empty read ("no plate seen") is no excuse for a malformed confidence: the document requires it
+    _lane_error(plate_event(client, api["entry"], api["key"], plate=plate, confidence=confidence), 422)
+
+
+def test_an_empty_read_with_a_valid_confidence_goes_to_an_attendant(client, api):
+    r = plate_event(client, api["entry"], api["key"], plate="", confidence=0.0)
+    assert r.status_code == 200 and r.get_json()["decision"] == "attendant"
 
 
 def test_the_stay_page_shows_the_stop_and_refuses_a_confirmation(client, db, app):

@@ -178,9 +178,11 @@ def parse_event_request(now: datetime, *, allow_plate: bool = True) -> EventRequ
                 alts.append((plates.validate(alt["plate"]), _confidence(alt.get("confidence", 0))))
             except plates.PlateError as exc:
                 raise InvalidInput(str(exc)) from None
+        # checked even for an empty read: a malformed confidence is a broken controller, whatever it read
+        confidence = _confidence(body.get("confidence"))
         return EventRequest(_opt(body.get("event_id"), EVENT_ID, "event_id"), _parse_time(body.get("captured_at"), now),
                             _opt(body.get("ticket"), TICKET, "ticket"), (), plate,
-                            _confidence(body.get("confidence")) if plate else 0.0, tuple(alts))
+                            confidence if plate else 0.0, tuple(alts))
     accepted = "multipart/form-data or application/json" if allow_plate else "multipart/form-data"
     raise UnsupportedMediaType(f"content type {ctype or 'none'} is not accepted; send {accepted}")
 
