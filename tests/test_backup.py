@@ -293,6 +293,10 @@ def test_failure_after_the_swap_is_undone(new_database, tmp_path, monkeypatch):
 
 def test_older_schema_is_restored_and_upgraded(new_database, tmp_path):
     src = source(tmp_path, new_database)
+    # an older schema has no pay-station keys: the downgrade refuses while one exists (it would become a
+    # lane controller's key), so the older backup is of a site without the demo's pay station
+    with src.engine.begin() as conn:
+        conn.execute(text("DELETE FROM device WHERE kind = 'pay_station'"))
     migrate.downgrade(src.engine, "0003")
     reads = reads_count(src)
     backup(src, tmp_path / "bk")
