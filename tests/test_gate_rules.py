@@ -349,6 +349,34 @@ def test_confirm_match_refuses_a_stopped_vehicle_and_only_a_supervisor_overrides
     assert "stay.stop_overridden" in [e.action for e in audit.history(session, "stay", stay_id)]
 
 
+@pytest.mark.parametrize("stop", ["lock", "hotlist", "hotlist_lookalike"])
+def test_a_manual_exit_naming_a_stopped_car_is_refused_and_only_a_supervisor_overrides(session, world, stop):
+    """Opening an exit by hand and naming the car is the other way an attendant lets a stay out:
+    the same stop-list rule as confirm-match holds there."""
+    w = world
+    stay_id = send(session, w, w["entry"], "MX8642", T0).reply.session_id
+    if stop == "lock":
+        vehicles.lock_vehicle(session, site_id=w["site"].id, plate="MX8642", user_id=w["att"].id)
+    else:
+        vehicles.add_to_hotlist(session, plate="MX8642" if stop == "hotlist" else "MX864Z", reason="stolen")
+    session.commit()
+    with pytest.raises(lanes.StoppedVehicle) as refused:
+        lanes.open_by_hand(session, w["exit"], w["att"], "ticket machine jammed", plate="MX8642")
+    assert refused.value.status == 409
+    session.rollback()
+    assert session.get(ParkingSession, stay_id).status == "open"
+    with pytest.raises(Forbidden):
+        lanes.open_by_hand(session, w["exit"], w["att"], "I am sure", plate="MX8642", override_stop=True)
+    session.rollback()
+    assert session.get(ParkingSession, stay_id).status == "open"
+    result = lanes.open_by_hand(session, w["exit"], w["sup"], "owner present with ID", plate="MX8642",
+                                override_stop=True)
+    session.commit()
+    assert result.decision.outcome == "open" and session.get(ParkingSession, stay_id).status == "closed"
+    assert [a.kind for a in alerts_of(session, "stop_override")] == ["stop_override"]
+    assert "stay.stop_overridden" in [e.action for e in audit.history(session, "stay", stay_id)]
+
+
 def test_confirm_match_of_a_free_vehicle_still_works(session, world):
     w = world
     stay_id = send(session, w, w["entry"], "FR2468", T0).reply.session_id

@@ -77,13 +77,15 @@ def _plate(text: str) -> str:
 
 
 def open_by_hand(session: Session, lane: Lane, user: User, reason: str, *, plate: str = "",
-                 no_vehicle: bool = False, read_id: Optional[int] = None) -> ManualOpen:
+                 no_vehicle: bool = False, read_id: Optional[int] = None,
+                 override_stop: bool = False) -> ManualOpen:
     """An attendant opens a barrier: every car that passes is accounted for.
 
     At an entry the car's ``plate`` is required and a stay is opened for it (``admit``), so it
     can leave normally. At an exit a named ``plate`` closes that car's stay, its fee billed and
     anything still due recorded as unpaid with the reason. ``no_vehicle`` is the one way to
     open without naming a car (a barrier test, maintenance): said explicitly and audited.
+    A named car on a stop list is not let out, as with ``confirm_match``.
     """
     reason = _reason(reason)
     plate = (plate or "").strip()
@@ -106,6 +108,7 @@ def open_by_hand(session: Session, lane: Lane, user: User, reason: str, *, plate
     read = session.get(PlateRead, read_id) if read_id else None
     if read_id and (read is None or read.lane_id != lane.id):
         raise InvalidInput(f"read {read_id} was not taken at {lane.code}")
+    _release_stopped(session, lane, user, stay, reason, override_stop)
     closed = balances.close_owing(session, stay, lane=lane, user=user, cause="manual_exit", reason=reason,
                                   closed_reason="manual_exit", exit_read_id=read_id)
     opened = manual_open(session, lane, user, f"let out stay {stay.id}: {reason}", session_id=stay.id, plate=plate)
@@ -154,6 +157,31 @@ class StoppedVehicle(Conflict):
     code = "stopped_vehicle"
 
 
+def _release_stopped(session: Session, lane: Lane, user: User, stay: ParkingSession, reason: str,
+                     override_stop: bool) -> None:
+    """An attendant releasing a stay whose plate is on a stop list (exactly or as a look-alike):
+    refused, unless a supervisor overrides with a reason, which is audited and alerted."""
+    from ..records import alerts
+    from ..records.users import can
+
+    stop_hits = vehicles.stop_hits(session, stay.site_id, stay.plate)
+    if not stop_hits:
+        return
+    what = "; ".join(vehicles.describe(hit, stay.plate) for hit in stop_hits)
+    if not override_stop:
+        raise StoppedVehicle(f"not released: {what}. Only a supervisor can override, with a reason.",
+                             session_id=stay.id)
+    if not can(user, "override_stop"):
+        raise Forbidden("only a supervisor can release a hotlisted or locked vehicle")
+    audit.append(session, "stay.stop_overridden", "stay", stay.id,
+                 {"reason": reason, "user": user.username, "lane": lane.code, "plate": stay.plate,
+                  "stops": [{"kind": h.kind, "id": h.id, "exact": h.exact} for h in stop_hits]},
+                 actor=audit.Actor.user(user.id), site_id=lane.site_id)
+    alerts.raise_alert(session, site_id=lane.site_id, kind="stop_override", plate=stay.plate, lane_id=lane.id,
+                       session_id=stay.id, message=f"{user.display_name or user.username} released {what} "
+                                                   f"at {lane.name}: {reason}")
+
+
 def confirm_match(session: Session, lane: Lane, user: User, stay_id: int, reason: str, *,
                   override_stop: bool = False) -> ManualOpen:
     """An attendant confirms a fuzzy match: the stay is closed and the barrier opened, under their name.
@@ -162,31 +190,13 @@ def confirm_match(session: Session, lane: Lane, user: User, stay_id: int, reason
     stays open). A supervisor may override with ``override_stop``: audited, and an alert is
     raised so the release is seen by everyone on shift.
     """
-    from ..records import alerts, vehicles
-    from ..records.models import ParkingSession
-    from ..records.users import can
-
     reason = _reason(reason)
     stay = session.get(ParkingSession, stay_id)
     if stay is None or stay.site_id != lane.site_id:
         raise InvalidInput("that stay does not belong to this lane's site")
     if stay.status != "open":
         raise Conflict(f"stay {stay_id} is {stay.status}")
-    stop_hits = vehicles.stop_hits(session, stay.site_id, stay.plate)
-    if stop_hits:
-        what = "; ".join(vehicles.describe(hit, stay.plate) for hit in stop_hits)
-        if not override_stop:
-            raise StoppedVehicle(f"not released: {what}. Only a supervisor can override, with a reason.",
-                                 session_id=stay.id)
-        if not can(user, "override_stop"):
-            raise Forbidden("only a supervisor can release a hotlisted or locked vehicle")
-        audit.append(session, "stay.stop_overridden", "stay", stay.id,
-                     {"reason": reason, "user": user.username, "lane": lane.code, "plate": stay.plate,
-                      "stops": [{"kind": h.kind, "id": h.id, "exact": h.exact} for h in stop_hits]},
-                     actor=audit.Actor.user(user.id), site_id=lane.site_id)
-        alerts.raise_alert(session, site_id=lane.site_id, kind="stop_override", plate=stay.plate, lane_id=lane.id,
-                           session_id=stay.id, message=f"{user.display_name or user.username} released {what} "
-                                                       f"at {lane.name}: {reason}")
+    _release_stopped(session, lane, user, stay, reason, override_stop)
     at = utcnow()
     held = matching.held_read_for(session, stay, lane.id, at)  # the read at the barrier, under a look-alike
     closed = balances.close_owing(session, stay, lane=lane, user=user, cause="confirm_match", reason=reason,

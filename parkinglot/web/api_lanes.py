@@ -373,11 +373,13 @@ def lane_manual_open(lane_code: str):
     user = require_api_permission("operate_lanes")
     body = _json_body()
     plate, no_vehicle = body.get("plate", ""), body.get("no_vehicle", False)
-    if not isinstance(plate, str) or not isinstance(no_vehicle, bool):
-        raise InvalidInput("'plate' must be a string and 'no_vehicle' true or false")
+    override_stop = body.get("override_stop", False)
+    if not isinstance(plate, str) or not isinstance(no_vehicle, bool) or not isinstance(override_stop, bool):
+        raise InvalidInput("'plate' must be a string, 'no_vehicle' and 'override_stop' true or false")
     lane = sites.get_lane(db(), lane_code)
     require_site_access(user, lane.site_id)
-    result = lanes.open_by_hand(db(), lane, user, _reason(body), plate=plate, no_vehicle=no_vehicle)
+    result = lanes.open_by_hand(db(), lane, user, _reason(body), plate=plate, no_vehicle=no_vehicle,
+                                override_stop=override_stop)
     db().commit()
     if result.barrier_command_id is not None:
         dispatcher().submit(result.barrier_command_id)

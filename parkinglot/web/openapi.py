@@ -328,7 +328,10 @@ SPEC: dict[str, Any] = {
                     "type": "object", "required": ["reason"], "properties": {
                         "reason": {"type": "string", "minLength": 3},
                         "plate": {"type": "string", "maxLength": 20},
-                        "no_vehicle": {"type": "boolean"}}}}}},
+                        "no_vehicle": {"type": "boolean"},
+                        "override_stop": {"type": "boolean", "description": "Supervisor only: let out a named "
+                                          "car on a stop list (hotlist or lock, or a look-alike); audited and "
+                                          "alerted. Without it such a car is refused with 409."}}}}}},
                 "responses": {"200": {"description": "Opened; `session_id` is the stay admitted or let out, "
                                                      "`unpaid` what it left owing"},
                               "401": _err("Not authenticated"), "403": _err("Not allowed"),

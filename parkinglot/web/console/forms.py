@@ -75,6 +75,7 @@ class LaneOpenForm(ReasonForm):
 
     plate = StringField("Plate of the car", validators=[Opt(), Length(max=20)])
     no_vehicle = BooleanField("No car passes (barrier test, maintenance)")
+    override_stop = BooleanField("Release despite the hotlist or lock (supervisor; recorded and alerted)")
     read_id = HiddenField()
 
 

@@ -83,6 +83,7 @@ def lane_open(lane_code: str):
             raise InvalidInput("the held read is not a number: reload the page")
         result = lane_service.open_by_hand(session, lane, me(), form.reason.data, plate=form.plate.data or "",
                                            no_vehicle=bool(form.no_vehicle.data),
+                                           override_stop=bool(form.override_stop.data),
                                            read_id=int(read_id) if read_id else None)
         session.commit()
     except ParkingError as exc:
