@@ -29,6 +29,8 @@ def plan(data: Path, quick: bool) -> list[tuple[str, list[str], bool]]:
         ("records_store", ["benchmarks/records_store.py", "--stays", str(rows)], False),
         ("revenue_report", ["benchmarks/revenue_report.py", "--payments", str(rows)], False),
         ("console_pages", ["benchmarks/console_pages.py", "--stays", str(rows)], False),
+        ("pay_station", ["benchmarks/pay_station.py", "--stays", str(rows), "--payments", str(rows),
+                         "--n", "100" if quick else "300"], False),
         ("locate_recall", ["benchmarks/locate_recall.py", "--data", str(plates)], True),
         ("crop_accuracy", ["benchmarks/crop_accuracy.py", "--data", str(crops), "--split", "val"], True),
         ("lpr_accuracy_val", ["benchmarks/lpr_accuracy.py", "--data", str(plates), "--split", "val"], True),
