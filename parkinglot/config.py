@@ -112,12 +112,8 @@ def load_settings(
     return settings
 
 
-def create_private_file(path: Path, content: bytes) -> None:
-    """Write ``content`` to a new file readable by the owner only (0600), complete before it appears.
-
-    Never replaces a file that exists: when two processes start at once, the first one's
-    key wins and both use it.
-    """
+def _private_temp(path: Path, content: bytes) -> str:
+    """A temporary file beside ``path`` holding ``content``: 0600, and on disk before it is linked or renamed."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -125,12 +121,38 @@ def create_private_file(path: Path, content: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def create_private_file(path: Path, content: bytes) -> None:
+    """Write ``content`` to a new file readable by the owner only (0600), complete before it appears.
+
+    Never replaces a file that exists: when two processes start at once, the first one's
+    key wins and both use it.
+    """
+    tmp = _private_temp(path, content)
+    try:
         try:
             os.link(tmp, path)
         except FileExistsError:
             pass
     finally:
         os.unlink(tmp)
+
+
+def write_private_file(path: Path | str, content: bytes) -> Path:
+    """Replace ``path`` atomically with ``content``, readable by its owner only (0600)."""
+    path = Path(path)
+    tmp = _private_temp(path, content)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def make_private_dir(path: Path | str) -> Path:
@@ -148,16 +170,7 @@ def make_private_dir(path: Path | str) -> Path:
 
 def write_private_text(path: Path | str, text: str) -> Path:
     """Replace ``path`` atomically with ``text``, readable by its owner only (0600)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")  # mkstemp creates 0600
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_private_file(path, text.encode("utf-8"))
 
 
 def ensure_instance_secret(settings: dict[str, Any], name: str, filename: str) -> str:

@@ -19,11 +19,11 @@ import base64
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from ..config import write_private_file
 from .errors import BackupError
 
 KEYS_FILE = "keys.enc"
@@ -173,7 +173,7 @@ def install(settings: dict[str, Any], keys: Mapping[str, str]) -> dict[str, Opti
     for name, value in keys.items():
         path = instance / KEY_FILES[name]
         previous[name] = path.read_bytes() if path.exists() else None
-        _write_private(path, value.encode("utf-8"))
+        write_private_file(path, value.encode("utf-8"))
         settings[name] = value
     return previous
 
@@ -185,19 +185,7 @@ def undo_install(settings: dict[str, Any], previous: Mapping[str, Optional[bytes
         if content is None:
             path.unlink(missing_ok=True)
         else:
-            _write_private(path, content)
+            write_private_file(path, content)
             settings[name] = content.decode("utf-8").strip()
 
 
-def _write_private(path: Path, content: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -6,7 +6,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import bindparam, select
@@ -190,15 +190,22 @@ def update_site(session: Session, site: Site, *, actor: audit.Actor = audit.SYST
         value = changes.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise InvalidInput(f"{name} must be a whole number of at least {low}")
+    return set_audited(session, site, changes, event="site.updated", entity="site", site_id=site.id, actor=actor)
+
+
+def set_audited(session: Session, obj: Any, wanted: Mapping[str, Any], *, event: str, entity: str, site_id: int,
+                actor: Any) -> dict[str, list[Any]]:
+    """Set the fields of ``obj`` that differ from ``wanted``; returns ``{field: [old, new]}``, audited as one event
+    (nothing is written when nothing differs: an idempotent apply leaves no trace)."""
     diffs: dict[str, list[Any]] = {}
-    for name, value in changes.items():
-        old = getattr(site, name)
+    for name, value in wanted.items():
+        old = getattr(obj, name)
         if old != value:
             diffs[name] = [old, value]
-            setattr(site, name, value)
+            setattr(obj, name, value)
     if diffs:
         session.flush()
-        audit.append(session, "site.updated", "site", site.id, {"changes": diffs}, actor=actor, site_id=site.id)
+        audit.append(session, event, entity, obj.id, {"changes": diffs}, actor=actor, site_id=site_id)
     return diffs
 
 

@@ -191,15 +191,8 @@ class _Run:
 
     def _update(self, obj: Any, wanted: dict[str, Any], what: str, event: str, entity: str, site_id: int) -> None:
         """Set the fields that differ, audited as one event."""
-        diffs = {}
-        for name, value in wanted.items():
-            old = getattr(obj, name)
-            if old != value:
-                diffs[name] = [old, value]
-                setattr(obj, name, value)
+        diffs = sites.set_audited(self.s, obj, wanted, event=event, entity=entity, site_id=site_id, actor=self.actor)
         if diffs:
-            self.s.flush()
-            audit.append(self.s, event, entity, obj.id, {"changes": diffs}, actor=self.actor, site_id=site_id)
             self.changes.append(Change(what, "updated", _shown_diffs(diffs)))
 
     def site(self, site: Optional[Site]) -> Site:
