@@ -292,3 +292,41 @@ def test_waiting_needs_a_lane_terminal_and_a_refused_car(client, w, db):
         s.commit()
     r = client.get("/api/v1/pay/waiting", headers=auth(terminal))
     assert r.status_code == 404 and r.get_json()["error"]["code"] == "no_car_waiting"
+
+
+def test_a_stay_that_left_owing_money_is_quoted_and_settled_at_the_pay_station(client, w, db):
+    from parkinglot.billing import balances
+    from parkinglot.records.models import AuditEvent, Lane
+
+    with db.sessions() as s:
+        stay = s.get(ParkingSession, w["stay"])
+        lane = s.scalar(select(Lane).where(Lane.code == w["exit"]))
+        owed = balances.close_owing(s, stay, lane=lane, user=None, cause="emergency_exit", reason="fire alarm",
+                                    closed_reason="emergency_exit").unpaid
+        s.commit()
+        assert owed.amount_minor == 600
+    by_ticket, by_plate = quote(client, w["pay_key"], ticket=w["ticket"]), quote(client, w["pay_key"], plate="PAY1")
+    for r in (by_ticket, by_plate):
+        assert r.status_code == 200, r.get_json()
+        validate("PayQuote", r.get_json())
+        b = r.get_json()
+        assert (b["stay_id"], b["status"], b["basis"], b["amount_due"], b["unpaid_balance_id"], b["exit_by"]) == (
+            w["stay"], "closed", "unpaid_balance", "6.00", owed.id, None)
+    r = pay(client, w["pay_key"], stay_id=w["stay"], amount="5.00", method="card", idempotency_key="b-1")
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "amount_mismatch"
+    first = pay(client, w["pay_key"], stay_id=w["stay"], amount="6.00", method="card", idempotency_key="b-1")
+    assert first.status_code == 201 and first.headers["Idempotent-Replayed"] == "false"
+    validate("Receipt", first.get_json())
+    retry = pay(client, w["pay_key"], stay_id=w["stay"], amount="6.00", method="card", idempotency_key="b-1")
+    assert retry.headers["Idempotent-Replayed"] == "true" and retry.get_json() == first.get_json()
+    reused = pay(client, w["pay_key"], stay_id=w["stay"], amount="6.00", method="cash", idempotency_key="b-1")
+    assert reused.status_code == 409 and reused.get_json()["error"]["code"] == "idempotency_key_reused"
+    again = pay(client, w["pay_key"], stay_id=w["stay"], amount="6.00", method="card", idempotency_key="b-2")
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "stay_closed"
+    assert "settled" in again.get_json()["error"]["message"]
+    assert quote(client, w["pay_key"], ticket=w["ticket"]).get_json()["error"]["code"] == "stay_closed"
+    with db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Payment)) == 1
+        ev = s.scalar(select(AuditEvent).where(AuditEvent.action == "stay.balance_settled"))
+        assert ev.actor_type == "device"
+        assert revenue_rollup.differences(s) == {} and audit.verify(s).ok

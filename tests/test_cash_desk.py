@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from parkinglot.billing import reports
 from parkinglot.records import audit, revenue_rollup
-from parkinglot.records.models import AuditEvent, Dispute, ParkingSession, Payment, Site, User
+from parkinglot.records.models import AuditEvent, Dispute, ParkingSession, Payment, Site, UnpaidBalance, User
 from parkinglot.records.types import utcnow
 
 from .console_world import csrf, token
@@ -147,3 +147,62 @@ def test_dispute_refund_uses_the_method_chosen_on_the_form(as_role, world, db):
         refund = s.scalar(select(Payment).where(Payment.dispute_id == d.id, Payment.kind == "refund"))
         assert refund.method == "cash" and refund.amount_minor == -100
         assert s.get(ParkingSession, world.closed_stay).status == "closed"
+
+
+def _let_out_owing(att, world, db):
+    """The attendant confirms the open stay's car at the exit: it leaves owing 6.00."""
+    r = att.post(f"/stays/{world.open_stay}/confirm", data={"csrf_token": csrf(att), "lane": world.exit,
+                                                           "reason": "plate dirty, checked"})
+    assert r.status_code == 303
+    with db.sessions() as s:
+        return s.scalar(select(UnpaidBalance).where(UnpaidBalance.session_id == world.open_stay)).id
+
+
+def _reconciliation(client, world):
+    return client.get(f"/revenue/reconciliation?site={world.site}&start={utcnow().date() - timedelta(days=1)}"
+                      f"&end={utcnow().date() + timedelta(days=1)}").text
+
+
+def test_desk_settles_the_unpaid_balance_of_a_car_that_left(as_role, world, db):
+    att = as_role("attendant")
+    _let_out_owing(att, world, db)
+    page, csrf_token, key, due = desk(att, world.open_stay)
+    assert "Unpaid balance" in page and "Settle the balance" in page and due == "6.00"
+    r = att.post(f"/stays/{world.open_stay}/pay",
+                 data={"csrf_token": csrf_token, "key": key, "method": "card", "amount": "5.00"})
+    assert r.status_code == 409 and "6.00 EUR due" in r.text and "Payment not recorded" in r.text
+    form = {"csrf_token": csrf_token, "key": key, "method": "card", "amount": due, "terminal_ref": "TRM-5"}
+    r = att.post(f"/stays/{world.open_stay}/pay", data=form)
+    assert r.status_code == 303 and "/receipt" in r.headers["Location"]
+    assert "6.00 EUR" in att.get(r.headers["Location"]).text
+    assert att.post(f"/stays/{world.open_stay}/pay", data=form).status_code == 303  # sent twice: nothing new
+    page, csrf_token, key, due = desk(att, world.open_stay)
+    assert "Take a payment" not in page and due is None  # settled: no desk any more
+    r = att.post(f"/stays/{world.open_stay}/pay",
+                 data={"csrf_token": csrf(att), "key": "k" * 20, "method": "cash", "amount": "6.00"})
+    assert r.status_code == 409 and "has been settled" in r.text
+    [paid] = payments_of(db, world.open_stay)
+    assert (paid.kind, paid.amount_minor, paid.method, paid.terminal_ref) == ("payment", 600, "card", "TRM-5")
+    page = _reconciliation(as_role("finance"), world)
+    assert "Settled" in page and "Cars let out owing money" in page
+    with db.sessions() as s:
+        site = s.scalar(select(Site).where(Site.code == world.site))
+        assert takings(s, site).takings_minor == world_card_minor(s, site) + 600
+        ev = s.scalar(select(AuditEvent).where(AuditEvent.action == "stay.balance_settled"))
+        assert ev.actor_type == "user" and str(paid.id) in ev.data
+        assert revenue_rollup.differences(s) == {}
+        assert audit.verify(s).ok
+
+
+def test_desk_refuses_a_written_off_balance(as_role, world, db):
+    att = as_role("attendant")
+    balance_id = _let_out_owing(att, world, db)
+    fin = as_role("finance")
+    r = fin.post(f"/revenue/unpaid/{balance_id}/write-off",
+                 data={"csrf_token": csrf(fin, "/revenue"), "reason": "goodwill, regular customer"})
+    assert r.status_code == 303
+    assert "Take a payment" not in att.get(f"/stays/{world.open_stay}").text
+    r = att.post(f"/stays/{world.open_stay}/pay",
+                 data={"csrf_token": csrf(att), "key": "k" * 20, "method": "cash", "amount": "6.00"})
+    assert r.status_code == 409 and "written off" in r.text
+    assert [p.kind for p in payments_of(db, world.open_stay)] == ["adjustment"]

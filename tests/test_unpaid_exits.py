@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from parkinglot.barrier import events, lanes
-from parkinglot.billing import balances, payments, reports
+from parkinglot.billing import balances, checkout, payments, reports
 from parkinglot.records import activity, audit, revenue_rollup, users, vehicles
 from parkinglot.records.errors import Conflict, InvalidInput
-from parkinglot.records.models import Decision, ParkingSession, UnpaidBalance
+from parkinglot.records.models import Decision, ParkingSession, Payment, UnpaidBalance
 from parkinglot.records.types import utcnow
 from parkinglot.records.wallclock import zone
 
@@ -217,3 +217,99 @@ def test_the_database_refuses_an_unpaid_balance_without_a_reason_or_amount(sessi
     from sqlalchemy.exc import IntegrityError
     with pytest.raises(IntegrityError):
         session.flush()
+
+
+# --- settling an unpaid balance later (the driver comes back to pay) -------------------------------
+
+def _left_owing_days_ago(session, w, plate, days=3):
+    """A car let out by hand ``days`` ago after 2.5 h inside, owing 6.00 (an open unpaid balance)."""
+    stay_id = _inside(session, w, plate, hours=24 * days + 2.5)
+    stay = session.get(ParkingSession, stay_id)
+    closed = balances.close_owing(session, stay, lane=w["exit"], user=w["att"], cause="manual_exit",
+                                  reason="card reader broken", closed_reason="manual_exit",
+                                  at=utcnow() - timedelta(days=days))
+    session.commit()
+    return stay, closed.unpaid
+
+
+def _local_day(site, at):
+    return at.astimezone(zone(site.timezone)).date()
+
+
+def test_an_unpaid_balance_is_settled_later_for_exactly_what_is_owed(session, world):
+    w = world
+    stay, owed = _left_owing_days_ago(session, w, "ST1234")
+    exit_day, today = _local_day(w["site"], stay.exited_at), _local_day(w["site"], utcnow())
+    q = checkout.quote_stay(session, w["site"], stay)
+    assert (q.balance.id, q.status.due_minor, q.exit_by) == (owed.id, 600, None)
+    assert q.to_dict()["basis"] == "unpaid_balance" and q.to_dict()["amount_due"] == "6.00"
+    with pytest.raises(checkout.AmountMismatch, match="6.00 EUR due"):
+        checkout.take_payment(session, w["site"], stay, amount_minor=500, method="cash", reference="desk:a",
+                              user=w["att"])
+    session.rollback()
+    taken = checkout.take_payment(session, w["site"], stay, amount_minor=600, method="card", reference="desk:b",
+                                  terminal_ref="TRM-77", user=w["att"])
+    session.commit()
+    assert taken.created and taken.payment.amount_minor == 600 and taken.payment.terminal_ref == "TRM-77"
+    ev = [e for e in audit.history(session, "stay", stay.id) if e.action == "stay.balance_settled"]
+    assert len(ev) == 1 and ev[0].actor_type == "user" and ev[0].actor_id == str(w["att"].id)
+    # a retry of the same payment is the same payment; another one is refused: nothing is owed
+    again = checkout.take_payment(session, w["site"], stay, amount_minor=600, method="card", reference="desk:b",
+                                  terminal_ref="TRM-77", user=w["att"])
+    assert not again.created and again.payment.id == taken.payment.id
+    with pytest.raises(checkout.StayClosed, match="settled"):
+        checkout.take_payment(session, w["site"], stay, amount_minor=600, method="cash", reference="desk:c",
+                              user=w["att"])
+    session.rollback()
+    with pytest.raises(Conflict, match="paid since"):
+        balances.write_off(session, owed, _finance(session, w), "not needed")
+    session.rollback()
+    # reconciliation of the exit day: settled, nothing open; revenue counts it on the day it was paid
+    rc = reports.reconciliation(session, reports.period(w["site"], exit_day, exit_day))
+    [x] = rc.unpaid_exits
+    assert (x.status, x.owed_minor, x.remaining_minor) == ("settled", 600, 0)
+    assert (rc.open_balance_minor, rc.open_balance_stays, rc.written_off_minor) == (0, 0, 0)
+    assert reports.revenue(session, w["site"], exit_day, exit_day).totals.takings_minor == 0
+    assert reports.revenue(session, w["site"], today, today).totals.takings_minor == 600
+    assert revenue_rollup.differences(session) == {}
+    assert audit.verify(session).ok
+
+
+def test_a_written_off_or_never_owed_closed_stay_cannot_be_paid(session, world):
+    w = world
+    stay, owed = _left_owing_days_ago(session, w, "WF1234")
+    balances.write_off(session, owed, _finance(session, w), "driver unreachable")
+    session.commit()
+    for call in (lambda: checkout.quote_stay(session, w["site"], stay),
+                 lambda: checkout.take_payment(session, w["site"], stay, amount_minor=600, method="cash",
+                                               reference="desk:w", user=w["att"])):
+        with pytest.raises(checkout.StayClosed, match="written off"):
+            call()
+        session.rollback()
+    # a stay that left owing nothing is refused as before
+    paid_id = _inside(session, w, "NO1234")
+    paid = session.get(ParkingSession, paid_id)
+    payments.record_payment(session, w["site"], amount_minor=600, method="cash", reference="r-9", stay=paid,
+                            paid_until=utcnow() + timedelta(minutes=10))
+    lanes.confirm_match(session, w["exit"], w["att"], paid_id, "plate dirty")
+    session.commit()
+    with pytest.raises(checkout.StayClosed, match="cannot be paid here"):
+        checkout.take_payment(session, w["site"], paid, amount_minor=600, method="cash", reference="desk:n",
+                              user=w["att"])
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Payment).where(Payment.reference.like("desk:%"))) == 0
+
+
+def test_voiding_the_settling_payment_reopens_the_balance(session, world):
+    w = world
+    stay, owed = _left_owing_days_ago(session, w, "VO1234")
+    exit_day = _local_day(w["site"], stay.exited_at)
+    taken = checkout.take_payment(session, w["site"], stay, amount_minor=600, method="cash", reference="desk:v",
+                                  user=w["att"])
+    session.commit()
+    payments.void(session, w["site"], taken.payment, reason="keyed on the wrong stay", user_id=w["sup"].id)
+    session.commit()
+    [x] = reports.reconciliation(session, reports.period(w["site"], exit_day, exit_day)).unpaid_exits
+    assert (x.status, x.remaining_minor) == ("open", 600)
+    assert checkout.quote_stay(session, w["site"], stay).status.due_minor == 600  # payable again
+    assert revenue_rollup.differences(session) == {}

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ..records import audit, stays
 from ..records.errors import Conflict, InvalidInput, NotFound
-from ..records.models import UNPAID_CAUSES, AuditEvent, Lane, ParkingSession, Site, UnpaidBalance, User
+from ..records.models import UNPAID_CAUSES, AuditEvent, Lane, ParkingSession, Payment, Site, UnpaidBalance, User
 from ..records.types import utcnow
 from . import fees, payments
 
@@ -127,3 +127,18 @@ def write_off(session: Session, balance: UnpaidBalance, user: User, reason: str)
                   "payment_id": credit.id, "plate": stay.plate},
                  actor=audit.Actor.user(user.id), site_id=site.id)
     return balance
+
+
+def note_settled(session: Session, balance: UnpaidBalance, payment: Payment, *, user: Optional[User],
+                 device_id: Optional[int]) -> None:
+    """Audit that ``payment`` paid off what the stay still owed when its car was let out.
+
+    The balance row is not edited: whether it is open or settled is always worked out from
+    the stay's payments (``remaining_minor``), so a void of this payment re-opens it."""
+    stay = session.get(ParkingSession, balance.session_id)
+    actor = audit.Actor.user(user.id) if user else audit.Actor.device(device_id) if device_id else audit.SYSTEM
+    audit.append(session, "stay.balance_settled", "stay", stay.id,
+                 {"balance_id": balance.id, "payment_id": payment.id, "amount_minor": payment.amount_minor,
+                  "currency": payment.currency, "method": payment.method, "terminal_ref": payment.terminal_ref,
+                  "by": user.username if user else None, "plate": stay.plate},
+                 actor=actor, site_id=balance.site_id)

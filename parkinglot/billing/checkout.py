@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session, joinedload
 from ..records import lookup
 from ..records.errors import Conflict, InvalidInput, NotFound
 from ..records.models import Decision as DecisionRow
-from ..records.models import Device, Lane, ParkingSession, Payment, Site, User
+from ..records.models import Device, Lane, ParkingSession, Payment, Site, UnpaidBalance, User
 from ..records.sites import currency_exponent
 from ..records.types import utcnow
-from . import fees, payments
+from . import balances, fees, payments
 
 #: What a pay station or terminal may record (``app`` is the older name of ``mobile``).
 TERMINAL_METHODS = ("cash", "card", "mobile", "validation")
@@ -81,12 +81,20 @@ _WITH_TARIFF = joinedload(ParkingSession.tariff_version)
 _BY_TICKET = (select(ParkingSession).options(_WITH_TARIFF)
               .where(ParkingSession.site_id == bindparam("site_id"), ParkingSession.ticket == bindparam("ticket")))
 _OPEN_BY_PLATE = select(ParkingSession).options(_WITH_TARIFF).where(*lookup.OPEN_STAY_OF_PLATE)
+# No car of that plate inside: its newest stay that left owing money not written off (a driver
+# coming back to settle the debt).
+_OWING_BY_PLATE = (select(ParkingSession).options(_WITH_TARIFF)
+                   .join(UnpaidBalance, UnpaidBalance.session_id == ParkingSession.id)
+                   .where(ParkingSession.site_id == bindparam("site_id"), ParkingSession.plate == bindparam("plate"),
+                          UnpaidBalance.written_off_at.is_(None))
+                   .order_by(UnpaidBalance.created_at.desc(), UnpaidBalance.id.desc()).limit(1))
 
 
 def find_stay(session: Session, site: Site, *, ticket: Optional[str] = None, plate: Optional[str] = None,
               stay_id: Optional[int] = None, lock: bool = False) -> ParkingSession:
-    """The stay a driver is paying for, by ticket, plate (its open stay) or id. Closed stays are
-    found too (a ticket or id of a stay that left), so the caller can say so clearly.
+    """The stay a driver is paying for, by ticket, plate (its open stay, else its newest stay that
+    left owing money) or id. Closed stays are found too (a ticket or id of a stay that left), so
+    the caller can say so clearly or quote the unpaid balance.
 
     ``lock`` (by id): the stay's row is locked for the transaction (PostgreSQL; SQLite's write
     transactions are serial), so two terminals paying the same stay at once take turns."""
@@ -98,6 +106,8 @@ def find_stay(session: Session, site: Site, *, ticket: Optional[str] = None, pla
             raise NotFound("no stay with that ticket at this site")
     elif plate is not None:
         stay = session.scalar(_OPEN_BY_PLATE, {"site_id": site.id, "plate": plate})
+        if stay is None:
+            stay = session.scalar(_OWING_BY_PLATE, {"site_id": site.id, "plate": plate})
         if stay is None:
             raise NotFound("no vehicle with that plate is inside this site")
     else:
@@ -140,13 +150,17 @@ def waiting_at_lane(session: Session, site: Site, lane_id: Optional[int], *, wit
 
 @dataclass(frozen=True)
 class StayQuote:
-    """What a stay owes now, and for how long paying that settles it."""
+    """What a stay owes now, and for how long paying that settles it.
+
+    ``balance``: the stay has left and this is its open unpaid balance (``status.due_minor`` is
+    what is still owed of it; nothing more accrues)."""
 
     stay: ParkingSession
     site: Site
     status: fees.FeeStatus
     at: datetime
     exit_grace: timedelta
+    balance: Optional[UnpaidBalance] = None
 
     @property
     def exit_by(self) -> Optional[datetime]:
@@ -163,7 +177,9 @@ class StayQuote:
             "currency": cur, "amount": to_major(s.total_minor, cur), "paid": to_major(s.paid_minor, cur),
             "amount_due": to_major(s.due_minor, cur), "amount_due_minor": s.due_minor,
             "paid_until": _iso(s.paid_until), "exit_grace_min": int(self.exit_grace.total_seconds() // 60),
-            "exit_by": _iso(self.exit_by), "basis": q.basis if q else "free",
+            "exit_by": _iso(self.exit_by),
+            "basis": "unpaid_balance" if self.balance is not None else q.basis if q else "free",
+            "unpaid_balance_id": self.balance.id if self.balance is not None else None,
             "breakdown": [{"kind": ln.kind, "label": ln.label, "amount": str(ln.amount)} for ln in q.lines] if q else [],
         }
 
@@ -173,16 +189,33 @@ def _iso(dt: Optional[datetime]) -> Optional[str]:
 
 
 def quote_stay(session: Session, site: Site, stay: ParkingSession, at: Optional[datetime] = None) -> StayQuote:
-    """Price an open stay as if it left at ``at`` (default: now, the server's clock)."""
-    if stay.status != "open":
-        raise StayClosed(f"this stay is {stay.status}: it left at {_iso(stay.exited_at)} and cannot be paid here",
-                         stay_id=stay.id, status=stay.status)
+    """Price an open stay as if it left at ``at`` (default: now, the server's clock); a stay
+    that left owing money quotes its open unpaid balance (``balance_quote``)."""
     at = at or utcnow()
+    if stay.status != "open":
+        return balance_quote(session, site, stay, at)
     status = fees.fee_status(session, site, stay, at)
     grace = timedelta(0)
     if status.quote is not None:
         grace = timedelta(minutes=status.quote.tariff.exit_grace_min)
     return StayQuote(stay, site, status, at, grace)
+
+
+def balance_quote(session: Session, site: Site, stay: ParkingSession, at: datetime) -> StayQuote:
+    """What a stay that has left still owes of its unpaid balance: its billed fee less everything
+    paid, refunded or credited. Refused (``StayClosed``) when it left owing nothing, or its
+    balance was settled or written off since: a closed stay is otherwise never paid."""
+    balance = balances.balance_of_stay(session, stay.id)
+    paid = fees.payments_of(session, stay.id)
+    left = (stay.fee_minor or 0) - paid.paid_minor
+    if balance is None or balance.written_off_at is not None or left <= 0:
+        why = ("nothing was owed when it left" if balance is None
+               else f"its unpaid balance was written off on {balance.written_off_at:%Y-%m-%d}"
+               if balance.written_off_at is not None else "its unpaid balance has been settled")
+        raise StayClosed(f"this stay is {stay.status}: it left at {_iso(stay.exited_at)} and cannot be paid here "
+                         f"({why})", stay_id=stay.id, status=stay.status)
+    status = fees.FeeStatus(stay.fee_minor or 0, paid.paid_minor, left, None, None, site.currency)
+    return StayQuote(stay, site, status, at, timedelta(0), balance)
 
 
 # --- taking a payment ---------------------------------------------------------------------------
@@ -209,7 +242,10 @@ def take_payment(session: Session, site: Site, stay: ParkingSession, *, amount_m
                  stay_locked: bool = False) -> Taken:
     """Record a payment that settles what ``stay`` owes now, exactly.
 
-    Refused: a stay that is not open (``StayClosed``), nothing to pay (``NothingDue``), an
+    A stay that has left with an open unpaid balance is paid the same way: the amount is the
+    balance still owed, and the payment settles it (audited as ``stay.balance_settled``).
+
+    Refused: a stay that is not open and has no open balance (``StayClosed``), nothing to pay (``NothingDue``), an
     amount other than the amount due (``AmountMismatch``, with the amount due), a
     ``reference`` already used for another payment (``KeyReused``). ``stay_locked``: the caller
     found it with ``find_stay(lock=True)``. Flushes only."""
@@ -241,6 +277,8 @@ def take_payment(session: Session, site: Site, stay: ParkingSession, *, amount_m
         session, site, amount_minor=amount_minor, method=method, reference=reference, stay=stay, new_reference=True,
         paid_until=q.status.paid_until, lane_id=lane.id if lane else None, user_id=user.id if user else None,
         device_id=device.id if device else None, terminal_ref=terminal_ref, at=q.at)
+    if q.balance is not None and recorded.created:
+        balances.note_settled(session, q.balance, recorded.payment, user=user, device_id=device.id if device else None)
     return Taken(recorded.payment, recorded.created, q)
 
 

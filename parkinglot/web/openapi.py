@@ -160,7 +160,9 @@ PAY_QUOTE = {
                  "amount_due", "amount_due_minor", "paid_until", "exit_grace_min", "exit_by", "breakdown"],
     "properties": {
         "stay_id": {"type": "integer"}, "plate": {"type": "string"}, "ticket": {"type": ["string", "null"]},
-        "status": {"const": "open"}, "entered_at": TIME,
+        "status": {"enum": ["open", "closed"],
+                   "description": "`closed`: the car left owing money; the quote is its open unpaid balance"},
+        "entered_at": TIME,
         "quoted_at": {**TIME, "description": "The server's clock: the stay is priced as if it left now"},
         "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
         "amount": {**MONEY, "description": "The fee for the stay so far"},
@@ -171,7 +173,10 @@ PAY_QUOTE = {
         "exit_grace_min": {"type": "integer", "minimum": 0,
                            "description": "Minutes after `paid_until` to reach the exit with nothing more due"},
         "exit_by": {**NULLABLE_TIME, "description": "`paid_until` + the exit grace, once paid: leave by then"},
-        "basis": {"type": "string"},
+        "basis": {"type": "string", "description": "How the fee was priced; `unpaid_balance`: what a stay "
+                  "that left owing money still owes (nothing more accrues)"},
+        "unpaid_balance_id": {"type": ["integer", "null"],
+                              "description": "The unpaid balance this quote settles (a stay that has left), else null"},
         "breakdown": {"type": "array", "items": {"type": "object", "required": ["kind", "label", "amount"],
                       "properties": {"kind": {"type": "string"}, "label": {"type": "string"},
                                      "amount": {"type": "string"}}}},
@@ -357,13 +362,17 @@ SPEC: dict[str, Any] = {
             "post": {
                 "summary": "Pay station: what a stay owes now, by ticket, plate or stay id",
                 "description": "Priced at the server's clock. `exit_by` says until when, once `amount_due` is "
-                               "paid, the car may leave with nothing more to pay (the tariff's exit grace).",
+                               "paid, the car may leave with nothing more to pay (the tariff's exit grace). "
+                               "A stay whose car was let out owing money (by ticket, stay id, or by plate when "
+                               "that plate is not inside: its newest such stay) quotes its open unpaid "
+                               "balance (`basis` `unpaid_balance`); paying it settles the balance.",
                 "security": PAY_STATION,
                 "requestBody": {"required": True, "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/PayQuoteRequest"}}}},
                 "responses": {"200": _ok("The quote", "PayQuote"),
                               "404": _err("No such ticket or stay at this site, or the plate is not inside"),
-                              "409": _err("`stay_closed`: the stay has left (or was voided)"),
+                              "409": _err("`stay_closed`: the stay has left (or was voided) with no open unpaid "
+                                          "balance (none, settled or written off)"),
                               "422": _err("Not exactly one of ticket, plate, stay_id; invalid value; unknown field")},
             }
         },
@@ -386,7 +395,9 @@ SPEC: dict[str, Any] = {
                 "summary": "Pay station: record the payment of the amount due",
                 "description": "The amount must equal what a fresh quote says is due. Errors: `amount_mismatch` "
                                "(409, `details.amount_due` is the amount due now), `nothing_due` (409), "
-                               "`stay_closed` (409), `idempotency_key_reused` (409). A car whose exit was refused "
+                               "`stay_closed` (409: left with no open unpaid balance), `idempotency_key_reused` (409). "
+                               "A stay that left owing money is paid the same way: the amount is the balance "
+                               "still owed, and the payment settles it. A car whose exit was refused "
                                "with `payment_required` is let out when its controller retries the same event "
                                "after this payment.",
                 "security": PAY_STATION,

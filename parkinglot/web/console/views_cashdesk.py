@@ -1,5 +1,8 @@
 """The attendant's cash desk on a stay page: take the amount due, print a receipt, void a mistake.
 
+A stay whose car left owing money (an open unpaid balance) gets the desk too: its payment
+settles the balance.
+
 The stay page shows the desk through a template helper (``cash_desk``), so the page's
 own view needs no change; the actions here call ``billing.checkout`` and ``payments.void``.
 """
@@ -34,11 +37,14 @@ def desk_form(stay: ParkingSession, quote: Optional[checkout.StayQuote]) -> Cash
 
 
 def cash_desk(detail: stay_detail.StayDetail) -> Optional[dict[str, Any]]:
-    """What the stay page's cash desk shows, or None (not open, or not allowed to take money)."""
-    if detail.stay.status != "open" or not allowed("record_payment"):
+    """What the stay page's cash desk shows, or None (not allowed to take money, or a stay that
+    has left with no open unpaid balance: only an open balance is paid after the car left)."""
+    if not allowed("record_payment"):
         return None
     try:
         quote = checkout.quote_stay(read_db(), detail.site, detail.stay)
+    except checkout.StayClosed:
+        return None
     except ParkingError as exc:
         return {"error": exc.message}
     return {"quote": quote, "form": desk_form(detail.stay, quote), "void_form": VoidPaymentForm(formdata=None)}
