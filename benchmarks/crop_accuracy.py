@@ -15,6 +15,12 @@ Both readers see the same crops through the pipeline's ``normalize_crop``; laten
 one ``read([crop])`` call per crop, readers interleaved crop by crop so that load from
 other processes hits both alike. ``--also NAME=WEIGHTS`` adds more tuned weights to the same run
 (e.g. the previous model, side by side with the new one).
+
+Two figures per reader: ``exact``, the recogniser's own best reading, and ``formats``, the
+reading the pipeline would return for the crop: the recogniser's top five ranked by the plate
+formats of the folder's region (``pipeline.rank_readings``; look-alike swaps only where the
+reader was unsure). The region of a folder is ``--region FOLDER=REGION`` or, by default, the
+known region its name starts with (``us2`` -> us, ``eu-2line`` -> eu, ``br`` -> br).
 """
 from __future__ import annotations
 
@@ -32,7 +38,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from parkinglot.lpr import ocr  # noqa: E402
+from parkinglot.lpr import formats, ocr  # noqa: E402
+from parkinglot.lpr.pipeline import rank_readings, readings_of  # noqa: E402
 from parkinglot.lpr.realdata import trained_before_plate_split  # noqa: E402
 from parkinglot.lpr.train import cut_box, located_views, load_located, split_of  # noqa: E402
 
@@ -82,10 +89,21 @@ def load_located_crops(data: Path, split: str) -> tuple[list[tuple[str, np.ndarr
     return [(it.name, it.crop, it.text) for it in best], len(labelled) - len(best)
 
 
+def region_of(folder: str, given: dict[str, str] | None = None) -> str | None:
+    """The plate region whose formats rank a folder's readings: ``given[folder]``, else the known
+    region the folder's name starts with, else None (no ``formats`` figure)."""
+    if given and folder in given:
+        formats.formats_for(given[folder])  # unknown region: ValueError
+        return given[folder]
+    return next((r for r in formats.REGIONS if folder.lower().startswith(r)), None)
+
+
 def run(datas: list[Path], readers: list[str], split: str, jitter: int, located: bool = False,
-        also: dict[str, Path] | None = None, unseen: bool = False) -> dict[str, dict[str, dict]]:
+        also: dict[str, Path] | None = None, unseen: bool = False,
+        regions: dict[str, str] | None = None) -> dict[str, dict[str, dict]]:
     """Per folder (and ``"all"`` when there are several), per reader: crops, exact and lenient
-    rates and counts, p50 per crop (one ``read([crop])`` call, readers interleaved crop by crop)."""
+    rates and counts, the rate with the region's formats, p50 per crop (one ``read([crop])``
+    call, readers interleaved crop by crop)."""
     crops: list[tuple[str, np.ndarray, str]] = []
     folder_of: list[str] = []
     unlocated: dict[str, int] = {}
@@ -108,7 +126,8 @@ def run(datas: list[Path], readers: list[str], split: str, jitter: int, located:
         loaded[name] = ocr.load_tuned(path)
     for r in loaded.values():              # warm-up, excluded from timing
         r.read([crops[0][1]])
-    rows: dict[str, list[tuple[str, bool, bool, float]]] = {k: [] for k in loaded}
+    region = {d.name: region_of(d.name, regions) for d in datas}
+    rows: dict[str, list[tuple[str, bool, bool, float, bool | None]]] = {k: [] for k in loaded}
     for (_name, img, plate), folder in zip(crops, folder_of):
         plate = "".join(ch for ch in plate if ch.isalnum())
         for k, r in loaded.items():
@@ -116,13 +135,21 @@ def run(datas: list[Path], readers: list[str], split: str, jitter: int, located:
             rec = r.read([img])[0]
             ms = (time.perf_counter() - t0) * 1000
             text = rec.candidates[0].text if rec.candidates else ""
-            rows[k].append((folder, text == plate, text.translate(LENIENT) == plate.translate(LENIENT), ms))
+            chosen = None
+            if region[folder] is not None:
+                ranked = rank_readings(readings_of(rec), [region[folder]], keep=1)
+                chosen = (ranked[0][0].text if ranked else "") == plate
+            rows[k].append((folder, text == plate, text.translate(LENIENT) == plate.translate(LENIENT), ms, chosen))
 
-    def stats(rs: list[tuple[str, bool, bool, float]]) -> dict:
+    def stats(rs: list[tuple[str, bool, bool, float, bool | None]]) -> dict:
         n = len(rs)
-        return {"crops": n, "exact": sum(r[1] for r in rs), "exact_rate": round(sum(r[1] for r in rs) / n, 4),
-                "lenient_rate": round(sum(r[2] for r in rs) / n, 4),
-                "p50_ms": round(statistics.median(r[3] for r in rs), 2)}
+        out = {"crops": n, "exact": sum(r[1] for r in rs), "exact_rate": round(sum(r[1] for r in rs) / n, 4),
+               "lenient_rate": round(sum(r[2] for r in rs) / n, 4),
+               "p50_ms": round(statistics.median(r[3] for r in rs), 2)}
+        if all(r[4] is not None for r in rs):
+            out["formats"] = sum(bool(r[4]) for r in rs)
+            out["formats_rate"] = round(out["formats"] / n, 4)
+        return out
 
     names = [d.name for d in datas] + (["all"] if len(datas) > 1 else [])
     out: dict[str, dict[str, dict]] = {}
@@ -148,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unseen", action="store_true",
                     help="also leave out the files the rounds before the split by plate trained on "
                          "(for a photo tree, give one region folder, e.g. plates/us)")
+    ap.add_argument("--region", action="append", default=[], metavar="FOLDER=REGION",
+                    help="plate region of a --data folder for the formats figure (default: from its name)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: small recogniser ops run faster single-threaded on a busy CPU)")
@@ -159,11 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     readers = ["stock", "tuned"] if args.reader == "both" else [args.reader]
     also = dict(a.split("=", 1) for a in args.also)
     result = run(args.data, readers, args.split, args.jitter, args.located,
-                 {k: Path(v) for k, v in also.items()}, args.unseen)
+                 {k: Path(v) for k, v in also.items()}, args.unseen,
+                 dict(a.split("=", 1) for a in args.region))
     for folder, by_reader in result.items():
         for k, r in by_reader.items():
             print(f"{folder:10s} {k:8s} crops={r['crops']:4d} exact={r['exact_rate']:.1%} ({r['exact']}) "
-                  f"lenient(O=0,I=1)={r['lenient_rate']:.1%} p50={r['p50_ms']:.1f} ms"
+                  f"lenient(O=0,I=1)={r['lenient_rate']:.1%} "
+                  + (f"formats={r['formats_rate']:.1%} ({r['formats']}) " if "formats" in r else "")
+                  + f"p50={r['p50_ms']:.1f} ms"
                   + (f" (images without a located crop: {r['unlocated']})" if "unlocated" in r else ""))
         if "stock" in by_reader and "tuned" in by_reader:
             print(f"{folder:10s} latency ratio tuned/stock p50 = "

@@ -54,3 +54,27 @@ def test_vote_across_frames_by_character():
     text, confs = formats.vote(readings)
     assert text == "ABC1234" and len(confs) == 7
     assert formats.vote([]) is None
+
+
+def test_a_swap_costs_more_the_surer_the_reader_was_of_the_character():
+    """Formats bend unsure characters only: a reading of a format not on the region's list,
+    every character sure, is kept as read; the same reading with its odd character unsure is
+    corrected; without per-character confidences a swap costs the flat penalty, as before."""
+    sure = formats.score_candidates([("K7MPX", 0.6, (1.0,) * 5)], "eu")
+    assert sure[0].text == "K7MPX" and sure[0].format is None
+    unsure = formats.score_candidates([("K7MPX2", 0.6, (1.0, 0.2, 1.0, 1.0, 1.0, 1.0))], "eu")
+    assert unsure[0].text == "KTMPX2"  # Germany: letters then digits
+    assert formats.swap_cost("AB01234", "ABO1234") == pytest.approx(formats.SWAP_PENALTY)
+    assert formats.swap_cost("AB01234", "ABO1234", (1,) * 7) > formats.swap_cost("AB01234", "ABO1234", (0.2,) * 7)
+    assert formats.swap_cost("AB01234", "AB01234", (1,) * 7) == 0
+    # confidences that do not line up with the text are ignored, not misapplied
+    assert formats.swap_cost("AB01234", "ABO1234", (1.0,) * 3) == pytest.approx(formats.SWAP_PENALTY)
+
+
+def test_a_sure_reading_of_an_unlisted_format_outranks_an_unsure_one_that_fits():
+    """A lower candidate that fits a listed format wins only when the reader's own preference
+    for the top one is weak (within FIT_BONUS + NO_FIT_PENALTY)."""
+    ranked = formats.score_candidates([("47KKT82", 0.99, (1.0,) * 7), ("47KT82", 0.001, (1.0,) * 6)], "eu")
+    assert ranked[0].text == "47KKT82"
+    ranked = formats.score_candidates([("ABC12345", 0.4, (0.9,) * 8), ("ABC1234", 0.35, (0.9,) * 7)], "br")
+    assert ranked[0].text == "ABC1234"

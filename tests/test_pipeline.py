@@ -132,8 +132,8 @@ def test_staged_reading_stops_at_a_convincing_candidate():
     assert r.text == "ABC1234"
 
 
-def _one_reading(text: str, conf: float = 0.9) -> Pipeline:
-    reader = FakeReader({1: Rec((TC(text, conf, (conf,) * len(text)),))})
+def _one_reading(text: str, conf: float = 0.9, char_confs: tuple[float, ...] | None = None) -> Pipeline:
+    reader = FakeReader({1: Rec((TC(text, conf, char_confs or (conf,) * len(text)),))})
     return Pipeline(locator=lambda img, top_k: [Cand(CORNERS, 1.0, crop(1))], reader=reader)
 
 
@@ -155,9 +155,14 @@ def test_several_regions_name_the_one_whose_formats_fit_best():
 
 def test_several_regions_apply_each_regions_corrections():
     """A look-alike is corrected by the region whose format demands it (br: third character a
-    letter), and a text that fits no region better than another keeps the first listed."""
-    r = _one_reading("AB01234").recognize(frame(), ("us", "br"))
+    letter) when the reader was unsure of it, and a text that fits no region better than
+    another keeps the first listed."""
+    unsure_third = (0.9, 0.9, 0.3, 0.9, 0.9, 0.9, 0.9)
+    r = _one_reading("AB01234", char_confs=unsure_third).recognize(frame(), ("us", "br"))
     assert (r.text, r.region) == ("ABO1234", "br")
+    # read sure of every character, the digit stays: a US plate, not a bent Brazilian one
+    r = _one_reading("AB01234", char_confs=(0.99,) * 7).recognize(frame(), ("us", "br"))
+    assert (r.text, r.region) == ("AB01234", "us")
     r = _one_reading("7").recognize(frame(), ("us", "br"))
     assert r.reason == "unreadable_plate" and r.region == "us"
 

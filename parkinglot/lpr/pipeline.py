@@ -175,7 +175,7 @@ class Pipeline:
     @staticmethod
     def _convincing(recs: Sequence[Any], regs: tuple[str, ...]) -> bool:
         for rec in recs:
-            ranked = rank_readings([(tc.text, tc.confidence) for tc in rec.candidates], regs, keep=1)
+            ranked = rank_readings(readings_of(rec), regs, keep=1)
             # a reading that fits none of the regions' formats (half a plate, a phone number) may
             # still win in the end, but never stops the search for one that fits
             if (ranked and len(ranked[0][0].text) >= MIN_ACCEPT_LEN and ranked[0][0].score >= ACCEPT_SCORE
@@ -201,7 +201,7 @@ class Pipeline:
         for (fi, cand), rec in zip(located, recognitions):
             if rec is None:  # not read: stage one was convincing
                 continue
-            options = [(tc.text, tc.confidence) for tc in rec.candidates]
+            options = readings_of(rec)
             usable = [(s, r) for s, r in rank_readings(options, regs) if len(s.text) >= MIN_TEXT_LEN]
             for s, _ in usable:
                 alternatives[s.text] = max(alternatives.get(s.text, 0.0), s.score)
@@ -223,7 +223,7 @@ class Pipeline:
             readings = [(per_frame[f][3].text, _char_conf(per_frame[f][2], per_frame[f][3].text)) for f in per_frame]
             voted = formats.vote(readings)
             if voted is not None:
-                best = rank_readings([(voted[0], 1.0)], regs, keep=1)
+                best = rank_readings([(voted[0], 1.0, voted[1])], regs, keep=1)
                 text, chosen_region = (best[0][0].text, best[0][1]) if best else (voted[0], chosen_region)
                 char_conf = voted[1]
                 agreeing = [per_frame[f][3].confidence for f in per_frame if per_frame[f][3].text == text]
@@ -248,7 +248,13 @@ def as_regions(regions: Regions) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def rank_readings(options: Sequence[tuple[str, float]], regions: Sequence[str],
+def readings_of(rec: Any) -> list[formats.Reading]:
+    """A recognition's candidates as ``formats`` readings: text, confidence and the confidence
+    of each character (so that a format bends only characters the reader was unsure of)."""
+    return [(tc.text, tc.confidence, tuple(tc.char_confidences)) for tc in rec.candidates]
+
+
+def rank_readings(options: Sequence[formats.Reading], regions: Sequence[str],
                   keep: int = 5) -> list[tuple[formats.Scored, str]]:
     """``formats.score_candidates`` under each region; per corrected text its best score and the
     region that gave it (the earlier region on a tie), best first."""
