@@ -73,6 +73,34 @@ def _ping_when_idle(engine: Engine, idle_s: float) -> None:
             raise exc.DisconnectionError("pooled connection failed its ping")
 
 
+# libpq's words for a connection whose protocol state can no longer be trusted: seen when the
+# server ends the backend (pg_terminate_backend, a restart) while a query is being sent, which
+# SQLAlchemy's own disconnect list does not name
+_OUT_OF_SYNC = ("another command is already in progress",)
+
+
+def is_lost_connection(original: BaseException, dbapi_connection: Any = None) -> bool:
+    """Whether a PostgreSQL error means the connection itself is gone or unusable (so the pool
+    must drop it and the lane path may retry once), beyond what SQLAlchemy already detects."""
+    if getattr(dbapi_connection, "broken", False) or getattr(dbapi_connection, "closed", False):
+        return True
+    return type(original).__name__ == "OperationalError" and any(m in str(original) for m in _OUT_OF_SYNC)
+
+
+def _detect_lost_connections(engine: Engine) -> None:
+    @event.listens_for(engine, "handle_error")
+    def _classify(context) -> None:
+        if context.is_disconnect or context.original_exception is None:
+            return
+        raw = None
+        try:
+            raw = context.connection.connection.dbapi_connection if context.connection is not None else None
+        except Exception:  # an invalidated connection has no DBAPI connection left to ask
+            raw = None
+        if is_lost_connection(context.original_exception, raw):
+            context.is_disconnect = True
+
+
 def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000) -> Engine:
     """Create the engine for ``url`` with the per-dialect settings above."""
     parsed = make_url(url)
@@ -95,6 +123,7 @@ def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000) 
         kwargs["connect_args"] = {"connect_timeout": 5}
         engine = create_engine(url, **kwargs)
         _ping_when_idle(engine, IDLE_PING_S)
+        _detect_lost_connections(engine)
         return engine
     return create_engine(url, **kwargs)
 

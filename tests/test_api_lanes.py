@@ -447,3 +447,53 @@ def test_a_reason_or_a_decision_id_of_the_wrong_kind_is_refused(client, lanes, d
     for decision_id in (2**63, 2**70, -(2**70)):
         r = client.post(url, json={"decision_id": decision_id}, headers=auth(lanes["key"]))
         assert r.status_code == 422 and r.get_json()["decision"] in ("deny", "attendant"), decision_id
+
+
+def test_an_out_of_sync_connection_counts_as_lost():
+    """libpq's "another command is already in progress" (the server ended the backend while a
+    query was being sent) is a lost connection; other operational errors and programming errors
+    are not, and a connection psycopg marks broken or closed always is."""
+    from parkinglot.db import is_lost_connection
+
+    class OperationalError(Exception):
+        pass
+
+    class ProgrammingError(Exception):
+        pass
+
+    assert is_lost_connection(OperationalError("sending query failed: another command is already in progress"))
+    assert not is_lost_connection(OperationalError("deadlock detected"))
+    assert not is_lost_connection(ProgrammingError("another command is already in progress"))
+    assert is_lost_connection(OperationalError("deadlock detected"), type("C", (), {"broken": True})())
+    assert is_lost_connection(ValueError("x"), type("C", (), {"closed": True, "broken": False})())
+
+
+@postgresql_only
+def test_frame_event_whose_query_meets_an_out_of_sync_connection_is_retried(app, client, lanes, db, caplog):
+    """The race of the test above made deterministic: the first statement of the request fails
+    as libpq reports a backend ended mid-send; the pool drops the connection, the event is
+    retried once on a fresh one and opens, stored once."""
+    import psycopg
+    from sqlalchemy import event as sa_event
+
+    from parkinglot.web.transaction import context
+
+    with app.app_context():
+        engine = context().engine
+    raised = []
+
+    def fail_once(conn, cursor, statement, params, context, executemany):
+        if not raised and "INSERT" in statement.upper():
+            raised.append(statement)
+            raise psycopg.OperationalError("sending query failed: another command is already in progress")
+
+    sa_event.listen(engine, "before_cursor_execute", fail_once)
+    try:
+        r = plate_event(client, lanes["entry"], lanes["key"], plate="SYNC1", event_id="s1")
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", fail_once)
+    assert raised, "the failure was never injected"
+    assert r.status_code == 200 and r.get_json()["decision"] == "open", r.get_json()
+    assert "retrying once" in caplog.text
+    with db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(PlateRead).where(PlateRead.event_id == "s1")) == 1
