@@ -92,7 +92,6 @@ def _detect_lost_connections(engine: Engine) -> None:
     def _classify(context) -> None:
         if context.is_disconnect or context.original_exception is None:
             return
-        raw = None
         try:
             raw = context.connection.connection.dbapi_connection if context.connection is not None else None
         except Exception:  # an invalidated connection has no DBAPI connection left to ask

@@ -470,7 +470,8 @@ def test_an_out_of_sync_connection_counts_as_lost():
 
 @postgresql_only
 def test_frame_event_whose_query_meets_an_out_of_sync_connection_is_retried(app, client, lanes, db, caplog):
-    """The race of the test above made deterministic: the first statement of the request fails
+    """The race of test_frame_event_whose_connection_drops_mid_request_is_retried_with_its_frames
+    made deterministic: the first statement of the request fails
     as libpq reports a backend ended mid-send; the pool drops the connection, the event is
     retried once on a fresh one and opens, stored once."""
     import psycopg

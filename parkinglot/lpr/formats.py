@@ -44,7 +44,6 @@ def _expand(name: str, spec: str, strict: bool = True) -> list[Format]:
     return [Format(name, s, strict) for s in seqs]
 
 
-
 FREE_FORM = "us-generic"  # the free-form (vanity) pattern: any 2-8 characters
 
 
@@ -159,8 +158,6 @@ def score_candidates(candidates: Iterable[Reading], region: str, *, keep: int = 
         text = normalize(raw)
         if not text:
             continue
-        if char_confs is not None and len(char_confs) != len(text):
-            char_confs = None
         options: list[Scored] = []
         for f in fmts:
             if f.strict:
